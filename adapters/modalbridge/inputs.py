@@ -1,0 +1,204 @@
+"""From tagged items to sentence-transformers inputs: validation against the model, then decoding.
+
+Two rules sentence-transformers does not enforce on its own:
+
+- Text stays text. sentence-transformers reads a string that ends in a media extension and names an
+  existing file, or looks like an http(s) media URL, as that media (and fetches it). Such strings are
+  passed as ``{"text": s}``, which it always treats as text.
+- Nothing is silently dropped. Chat-template models accept any modality but drop content their template
+  cannot render (an audio document on an image/text model scores like an empty one), so every item is
+  checked against the modalities the model really takes before any compute.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from modalbridge.items import (
+    Audio,
+    Combined,
+    Image,
+    MediaItem,
+    Modality,
+    Video,
+    check_item,
+    describe_item,
+    format_modality,
+    modality_of,
+)
+from modalbridge.media import MediaError, decode_audio, decode_image, decode_video, map_parallel
+
+CONTENT_MODALITIES = ("text", "image", "audio", "video")
+
+
+def model_modalities(model: Any) -> list[Modality]:
+    """What the model lists, e.g. ``['text', 'image']`` or ``['text', 'image', 'video', 'message']``."""
+    return list(getattr(model, "modalities", ["text"]))
+
+
+def content_modalities(modalities: Sequence[Modality]) -> list[str]:
+    """The single modalities a model really takes (``"message"`` is a format, not content)."""
+    return [m for m in CONTENT_MODALITIES if m in modalities]
+
+
+def is_supported(modality: Modality, modalities: Sequence[Modality]) -> bool:
+    """A single modality must be listed; a combined one must be listed as such, or the model must take
+    chat messages (which carry several parts) and every part must be a listed modality."""
+    if isinstance(modality, str):
+        return modality in content_modalities(modalities)
+    if modality in modalities:
+        return True
+    return "message" in modalities and all(part in content_modalities(modalities) for part in modality)
+
+
+def unsupported_error(
+    index: int, item: Any, modality: Modality, modalities: Sequence[Modality], label: str, hint: str | None = None
+) -> ValueError:
+    supported = content_modalities(modalities)
+    combined = [format_modality(m) for m in modalities if isinstance(m, tuple)]
+    if "message" in modalities and len(supported) > 1:
+        combined.append("combinations of " + "/".join(supported))
+    names = ", ".join(supported + combined)
+    return ValueError(
+        f"{label} {index}: {describe_item(item)} is {format_modality(modality)}, which this model does not "
+        f"support; it supports: {names}" + (f" ({hint})" if hint else "")
+    )
+
+
+def validate(
+    items: Sequence[Any], modalities: Sequence[Modality], label: str = "item", hints: dict[str, str] | None = None
+) -> list[Modality]:
+    """Check every item (tagging and modality) before any compute; return their modalities. ``hints``
+    maps a modality to advice added to its error."""
+    found = []
+    for index, item in enumerate(items):
+        try:
+            modality = modality_of(item)
+        except TypeError as exc:
+            raise TypeError(f"{label} {index}: {exc}") from None
+        if not is_supported(modality, modalities):
+            hint = (hints or {}).get(format_modality(modality))
+            raise unsupported_error(index, item, modality, modalities, label, hint)
+        found.append(modality)
+    return found
+
+
+def protect_text(text: str) -> str | dict[str, str]:
+    """``text`` itself, or ``{"text": text}`` where sentence-transformers would read it as media."""
+    from sentence_transformers.base.modality import infer_modality
+
+    try:
+        return text if infer_modality(text) == "text" else {"text": text}
+    except ValueError:
+        return {"text": text}
+
+
+def _feature_extractors(model: Any) -> list[Any]:
+    first = model[0] if hasattr(model, "__getitem__") else model
+    processor = getattr(first, "processor", None)
+    return [c for c in (getattr(processor, "feature_extractor", None), processor) if c is not None]
+
+
+def audio_sampling_rate(model: Any) -> int:
+    """The sampling rate of the model's audio feature extractor."""
+    for candidate in _feature_extractors(model):
+        rate = getattr(candidate, "sampling_rate", None)
+        if isinstance(rate, int):
+            return rate
+    raise ValueError("this model's processor has no audio sampling rate, so it cannot take audio")
+
+
+def random_crop_length(model: Any) -> int | None:
+    """The window, in samples, of a feature extractor that crops longer clips at a RANDOM offset
+    (CLAP's ``truncation="rand_trunc"``), else ``None``. Clips are cut to it first so that the same clip
+    always gets the same embedding."""
+    for candidate in _feature_extractors(model):
+        if getattr(candidate, "truncation", None) == "rand_trunc" and getattr(candidate, "nb_max_samples", None):
+            return int(candidate.nb_max_samples)
+    return None
+
+
+class Preparer:
+    """Turns validated items into sentence-transformers inputs for one model."""
+
+    def __init__(self, model: Any, allow_fetch: bool = False, max_workers: int = 8) -> None:
+        self.model = model
+        self.allow_fetch = allow_fetch
+        self.max_workers = max_workers
+        self._sampling_rate: int | None = None
+        self._crop_length = random_crop_length(model)
+
+    @property
+    def sampling_rate(self) -> int:
+        if self._sampling_rate is None:
+            self._sampling_rate = audio_sampling_rate(self.model)
+        return self._sampling_rate
+
+    def media(self, item: MediaItem, in_pair: bool = False) -> Any:
+        if isinstance(item, Image):
+            return decode_image(item, self.allow_fetch)
+        if isinstance(item, Audio):
+            waveform = decode_audio(item, self.sampling_rate, self.allow_fetch)[: self._crop_length]
+            return {"array": waveform, "sampling_rate": self.sampling_rate}
+        if isinstance(item, Video):
+            return decode_video(item, self.allow_fetch, in_pair=in_pair)
+        raise TypeError(f"unknown media item {type(item).__name__}")  # pragma: no cover
+
+    def one(self, item: Any, in_pair: bool = False) -> Any:
+        item = check_item(item)
+        if isinstance(item, str):
+            return protect_text(item)
+        if isinstance(item, Combined):
+            parts = {}
+            for name, part in item.parts.items():
+                value = part if name == "text" else self.media(part, in_pair)
+                # decode_video returns {"video": ...}; a combined dict holds the inner value
+                parts[name] = value["video"] if name == "video" else value
+            return parts
+        value = self.media(item, in_pair)
+        # Pairs infer each side on its own: keep the modality explicit there too.
+        if in_pair and isinstance(item, Image):
+            return {"image": value}
+        return value
+
+    def many(
+        self, items: Sequence[Any], in_pair: bool = False, label: str = "item", indices: Sequence[int] | None = None
+    ) -> list[Any]:
+        """Decode in parallel; a failure names the item (by its index in ``indices``, the caller's
+        numbering) and the source."""
+        indices = list(range(len(items))) if indices is None else list(indices)
+
+        def prepare(indexed: tuple[int, Any]) -> Any:
+            index, item = indexed
+            try:
+                return self.one(item, in_pair)
+            except MediaError as exc:
+                raise MediaError(f"{label} {index}: {exc}") from None
+
+        return map_parallel(prepare, list(zip(indices, items)), self.max_workers)
+
+
+def rename_item_in_error(exc: Exception, names: Sequence[str]) -> Exception:
+    """Name the item of a core error the way the caller knows it.
+
+    Core errors about one input start with ``"<label> <index>: "`` (``"item 2: /x.jpg: no such file"``,
+    ``"document 0: Image(...) is image, which this model does not support; ..."``). Adapters that hold
+    ids (a node id, a document id) pass one name per input; the result is an exception of the same type
+    whose message reads ``"<names[index]> (<label> <index>): <reason>"``. Errors without such a prefix
+    (or with an index out of range) come back unchanged::
+
+        try:
+            vectors = embedder.embed_documents(items)
+        except (TypeError, ValueError) as exc:
+            raise rename_item_in_error(exc, [f"node {n.node_id!r}" for n in nodes]) from None
+    """
+    import re
+
+    match = re.match(r"(item|document|query) (\d+): ", str(exc))
+    if match is None or match.group(1) == "query" or int(match.group(2)) >= len(names):
+        return exc
+    message = f"{names[int(match.group(2))]} ({match.group(1)} {match.group(2)}): {str(exc)[match.end():]}"
+    try:
+        return type(exc)(message)
+    except Exception:  # an exception type with a custom constructor: keep it as is
+        return exc
