@@ -1,0 +1,611 @@
+"""LlamaIndex adapter: a multimodal embedding model and a multimodal reranker (extra ``[llama-index]``).
+
+::
+
+    from llama_index.core import StorageContext
+    from llama_index.core.indices import MultiModalVectorStoreIndex
+    from modalbridge.llama_index import MultimodalEmbedding, MultimodalRerank
+
+    embed = MultimodalEmbedding("sentence-transformers/clip-ViT-B-32", normalize=True)
+    index = MultiModalVectorStoreIndex(nodes, embed_model=embed, image_embed_model=embed)  # one model
+    rerank = MultimodalRerank("Qwen/Qwen3-VL-Reranker-2B", top_n=5)
+    engine = index.as_query_engine(llm=llm, node_postprocessors=[rerank])
+
+What each node is, for :class:`MultimodalRerank` and for :meth:`MultimodalEmbedding.get_node_embedding_batch`
+(see :func:`node_to_item`):
+
+* ``ImageNode`` (and ``ImageDocument``): its image — the base64 ``image``, else ``image_path``, else
+  ``image_url`` (fetched only with ``allow_fetch=True``); never its text.
+* a ``Node`` / ``Document`` with an ``image_resource``, ``audio_resource`` or ``video_resource``
+  (LlamaIndex's own :class:`~llama_index.core.schema.MediaResource`): that media, read from its ``data``,
+  ``path`` or ``url``. A node may carry one media resource; its ``text_resource`` is not scored.
+* any other node (``TextNode``, text ``Document``): ``node.get_content(MetadataMode.EMBED)``, as text.
+
+Both classes keep one core object (:class:`modalbridge.Embedder` / :class:`modalbridge.Reranker`) whose
+model comes from the process-wide cache, so every adapter of any framework built with the same load
+settings shares one loaded model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from io import BytesIO
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+
+try:
+    from llama_index.core.base.embeddings.base import EmbeddingEndEvent, EmbeddingStartEvent
+    from llama_index.core.bridge.pydantic import Field, PrivateAttr
+    from llama_index.core.callbacks import CBEventType, EventPayload
+    from llama_index.core.embeddings import MultiModalEmbedding
+    from llama_index.core.instrumentation import get_dispatcher
+    from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
+    from llama_index.core.postprocessor.types import BaseNodePostprocessor
+    from llama_index.core.schema import (
+        BaseNode,
+        ImageNode,
+        MediaResource,
+        MetadataMode,
+        Node,
+        NodeWithScore,
+        QueryBundle,
+    )
+    from llama_index.core.utils import get_tqdm_iterable
+except ImportError as exc:  # pragma: no cover
+    raise ImportError("modalbridge.llama_index needs llama-index-core: pip install 'modalbridge[llama-index]'") from exc
+
+from modalbridge.embedder import Embedder
+from modalbridge.inputs import rename_item_in_error
+from modalbridge.items import Audio, Combined, Image, MediaItem, Video
+from modalbridge.reranker import Reranker
+
+__all__ = ["MultimodalEmbedding", "MultimodalRerank", "MediaType", "node_to_item", "query_to_item"]
+
+dispatcher = get_dispatcher(__name__)
+
+Embedding = List[float]
+
+MediaType = Union[str, os.PathLike, BytesIO, bytes, MediaItem]
+"""A media input: a file path, an http(s) URL (fetched only with ``allow_fetch=True``), a ``data:`` URI,
+a ``BytesIO`` or encoded bytes, or an already tagged :class:`modalbridge.Image` / ``Audio`` / ``Video``.
+(LlamaIndex's ``ImageType`` is ``str | BytesIO``.)"""
+
+_TAGS = {"image": Image, "audio": Audio, "video": Video}
+_RESOURCES = (("image", "image_resource"), ("audio", "audio_resource"), ("video", "video_resource"))
+
+
+# -- from LlamaIndex values to core items -------------------------------------------------------------
+
+
+def as_media(modality: str, value: Any) -> MediaItem:
+    """Tag one media input as ``Image`` / ``Audio`` / ``Video`` (see :data:`MediaType`)."""
+    tag = _TAGS[modality]
+    if isinstance(value, tag):
+        return value
+    if isinstance(value, MediaItem):
+        raise TypeError(f"expected {modality} but got {type(value).__name__}({value.describe()})")
+    if isinstance(value, (str, os.PathLike, BytesIO, bytes, bytearray)):
+        return tag(os.fspath(value) if isinstance(value, os.PathLike) else value)
+    if modality == "image" and hasattr(value, "getpixel"):  # a PIL image
+        return Image(value)
+    article = "a" if modality == "video" else "an"
+    raise TypeError(
+        f"cannot read an object of type {type(value).__name__} as {article} {modality}: "
+        f"pass a path, a URL, a data: URI, a BytesIO, bytes or modalbridge.{tag.__name__}(...)"
+    )
+
+
+def _describe_node(node: BaseNode) -> str:
+    return f"node {node.node_id!r}"
+
+
+def _from_resource(modality: str, resource: MediaResource, node: BaseNode, field: str) -> MediaItem:
+    tag = _TAGS[modality]
+    if resource.data is not None:
+        # MediaResource keeps data base64-encoded (it encodes raw bytes on assignment).
+        return tag.from_base64(resource.data)
+    if resource.path is not None:
+        return tag(str(resource.path))
+    if resource.url is not None:
+        return tag(str(resource.url))
+    raise ValueError(f"{_describe_node(node)}: its {field} has no data, path or url")
+
+
+def node_to_item(node: BaseNode) -> Any:
+    """What a node is, as a core item: an ``ImageNode`` is its image, a ``Node`` with an image/audio/video
+    resource is that media, anything else is its text (``get_content(MetadataMode.EMBED)``).
+
+    Raises ``ValueError`` naming the node id when an image node has no image or a node carries several
+    media resources."""
+    if isinstance(node, ImageNode):
+        if node.image:
+            try:
+                return Image.from_base64(node.image)
+            except ValueError as exc:
+                raise ValueError(f"{_describe_node(node)}: its image field is {exc}") from None
+        if node.image_path:
+            return Image(node.image_path)
+        if node.image_url:
+            return Image(str(node.image_url))
+        raise ValueError(
+            f"{_describe_node(node)}: an ImageNode needs an image to be embedded or scored, "
+            "but its image, image_path and image_url are all empty"
+        )
+    if isinstance(node, Node):
+        found = [(m, f, getattr(node, f)) for m, f in _RESOURCES if getattr(node, f, None) is not None]
+        if len(found) > 1:
+            names = ", ".join(f for _, f, _ in found)
+            raise ValueError(
+                f"{_describe_node(node)}: carries several media ({names}); a node is embedded or scored "
+                "as one item, so give each medium its own node"
+            )
+        if found:
+            modality, field, resource = found[0]
+            return _from_resource(modality, resource, node, field)
+    return node.get_content(metadata_mode=MetadataMode.EMBED)
+
+
+def query_to_item(query_bundle: QueryBundle) -> Any:
+    """The query of a ``QueryBundle``: its text, its image (``image_path``: a path, URL or data: URI), or
+    both as one :class:`modalbridge.Combined` item when it has both (for models that take combined inputs)."""
+    text = query_bundle.query_str
+    image_path = query_bundle.image_path
+    if image_path:
+        image = Image(image_path)
+        return Combined(text=text, image=image) if text else image
+    return text
+
+
+def _embedding_rows(vectors: np.ndarray) -> List[Embedding]:
+    return np.asarray(vectors, dtype=np.float32).tolist()
+
+
+# -- embeddings --------------------------------------------------------------------------------------
+
+
+class MultimodalEmbedding(MultiModalEmbedding):
+    """A LlamaIndex ``MultiModalEmbedding`` over any sentence-transformers model: text, images, audio
+    and video.
+
+    Use one instance as both ``embed_model`` and ``image_embed_model`` of ``MultiModalVectorStoreIndex``
+    (one loaded model), or as the ``embed_model`` of ``VectorStoreIndex``. Texts are embedded as documents
+    (the document prompt), queries with the query prompt; images, audio and video as documents.
+    Batches go to the model in one call per ``embed_batch_size`` items; async methods run in a worker
+    thread so the event loop keeps running.
+
+    Nodes: calling the instance on nodes (an ingestion-pipeline transformation) and
+    :meth:`get_node_embedding_batch` embed each node by what it is (see :func:`node_to_item`): an
+    ``ImageNode`` by its image, a ``Node``/``Document`` with an ``audio_resource`` by its audio, etc.
+    """
+
+    model_name: str = Field(description="Hub name or local folder of the sentence-transformers model.")
+    embed_batch_size: int = Field(
+        default=32, gt=0, le=2048, description="How many inputs go to the model at once (the core batch size)."
+    )
+    device: str = Field(default="auto", description='"auto" (cuda, then mps, then cpu), "cpu", "cuda:1", ...')
+    dtype: Optional[str] = Field(
+        default=None, description='"float32", "float16", "bfloat16", or None for the model\'s default.'
+    )
+    backend: str = Field(default="torch", description='"torch", "onnx" or "openvino".')
+    revision: Optional[str] = Field(default=None, description="Model revision (branch, tag or commit) on the Hub.")
+    trust_remote_code: bool = Field(default=False, description="Allow the model's own code to run (off unless asked).")
+    model_kwargs: Dict[str, Any] = Field(default_factory=dict, description="Passed to the transformers model.")
+    processor_kwargs: Dict[str, Any] = Field(default_factory=dict, description="Passed to the processor/tokenizer.")
+    config_kwargs: Dict[str, Any] = Field(default_factory=dict, description="Passed to the model config.")
+    normalize: bool = Field(default=False, description="Scale embeddings to unit length.")
+    truncate_dim: Optional[int] = Field(default=None, description="Keep the first N dimensions (Matryoshka models).")
+    query_prompt_name: Optional[str] = Field(
+        default=None, description='Name of the model\'s query prompt; defaults to its "query" prompt if any.'
+    )
+    document_prompt_name: Optional[str] = Field(
+        default=None, description='Name of the model\'s document prompt; defaults to its "document" prompt if any.'
+    )
+    query_prompt: Optional[str] = Field(
+        default=None, description="A literal query prompt (overrides query_prompt_name)."
+    )
+    document_prompt: Optional[str] = Field(
+        default=None, description="A literal document prompt (overrides document_prompt_name)."
+    )
+    allow_fetch: bool = Field(default=False, description="Fetch http(s) media URLs (off: URLs raise an error).")
+    video_frames: Optional[int] = Field(
+        default=None,
+        description="Image-only models: embed a video as the mean of this many frames (None refuses videos).",
+    )
+    cache_folder: Optional[str] = Field(default=None, description="Where downloaded models are stored.")
+    local_files_only: bool = Field(default=False, description="Never download; use only files on disk.")
+    decode_workers: int = Field(default=8, gt=0, description="Threads that decode media in parallel.")
+
+    _embedder: Optional[Embedder] = PrivateAttr(default=None)
+    _embedder_kwargs: Optional[Dict[str, Any]] = PrivateAttr(default=None)
+
+    def __init__(self, model_name: Optional[str] = None, **data: Any) -> None:
+        if model_name is not None:
+            data["model_name"] = model_name
+        if isinstance(data.get("model_name"), os.PathLike):
+            data["model_name"] = os.fspath(data["model_name"])
+        super().__init__(**data)
+        _ = self.embedder  # validate the settings now; the model loads on first use
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "ModalbridgeMultimodalEmbedding"
+
+    @classmethod
+    def from_embedder(cls, embedder: Embedder, **data: Any) -> "MultimodalEmbedding":
+        """An adapter with the settings of a core :class:`~modalbridge.Embedder` (and so its model)."""
+        config = embedder.config()
+        for name in ("precision", "show_progress_bar"):
+            config.pop(name)  # LlamaIndex embeddings are float lists; progress is LlamaIndex's show_progress
+        config["model_name"] = config.pop("model_name_or_path")
+        config["embed_batch_size"] = config.pop("batch_size")
+        return cls(**{**config, **data})
+
+    def _core_kwargs(self) -> Dict[str, Any]:
+        return dict(
+            model_name_or_path=self.model_name,
+            revision=self.revision,
+            device=self.device,
+            dtype=self.dtype,
+            backend=self.backend,
+            trust_remote_code=self.trust_remote_code,
+            model_kwargs=dict(self.model_kwargs),
+            processor_kwargs=dict(self.processor_kwargs),
+            config_kwargs=dict(self.config_kwargs),
+            cache_folder=self.cache_folder,
+            local_files_only=self.local_files_only,
+            batch_size=self.embed_batch_size,
+            normalize=self.normalize,
+            truncate_dim=self.truncate_dim,
+            query_prompt_name=self.query_prompt_name,
+            document_prompt_name=self.document_prompt_name,
+            query_prompt=self.query_prompt,
+            document_prompt=self.document_prompt,
+            allow_fetch=self.allow_fetch,
+            video_frames=self.video_frames,
+            decode_workers=self.decode_workers,
+        )
+
+    @property
+    def embedder(self) -> Embedder:
+        """The core :class:`~modalbridge.Embedder` (rebuilt, cheaply, if a field was changed since)."""
+        kwargs = self._core_kwargs()
+        if self._embedder is None or self._embedder_kwargs != kwargs:
+            self._embedder = Embedder(**kwargs)
+            self._embedder_kwargs = kwargs
+        return self._embedder
+
+    @property
+    def model(self):
+        """The shared ``SentenceTransformer`` (loaded on first access)."""
+        return self.embedder.model
+
+    @property
+    def dimension(self) -> int:
+        return self.embedder.dimension
+
+    def to_payload(self) -> Dict[str, Any]:
+        return {**super().to_payload(), "device": self.device}
+
+    # -- text --------------------------------------------------------------------------------------
+
+    def _get_query_embedding(self, query: str) -> Embedding:
+        return _embedding_rows(self.embedder.embed_queries([query]))[0]
+
+    async def _aget_query_embedding(self, query: str) -> Embedding:
+        return await asyncio.to_thread(self._get_query_embedding, query)
+
+    def _get_text_embedding(self, text: str) -> Embedding:
+        return self._get_text_embeddings([text])[0]
+
+    async def _aget_text_embedding(self, text: str) -> Embedding:
+        return await asyncio.to_thread(self._get_text_embedding, text)
+
+    def _get_text_embeddings(self, texts: List[str]) -> List[Embedding]:
+        return _embedding_rows(self.embedder.embed_documents(list(texts)))
+
+    async def _aget_text_embeddings(self, texts: List[str]) -> List[Embedding]:
+        return await asyncio.to_thread(self._get_text_embeddings, texts)
+
+    # -- images (LlamaIndex's MultiModalEmbedding API) ---------------------------------------------
+
+    def _get_image_embedding(self, img_file_path: MediaType) -> Embedding:
+        return self._get_image_embeddings([img_file_path])[0]
+
+    async def _aget_image_embedding(self, img_file_path: MediaType) -> Embedding:
+        return await asyncio.to_thread(self._get_image_embedding, img_file_path)
+
+    def _get_image_embeddings(self, img_file_paths: List[MediaType]) -> List[Embedding]:
+        return self._get_media_embeddings("image", img_file_paths)
+
+    async def _aget_image_embeddings(self, img_file_paths: List[MediaType]) -> List[Embedding]:
+        return await asyncio.to_thread(self._get_image_embeddings, img_file_paths)
+
+    def get_image_embedding_batch(
+        self, img_file_paths: List[MediaType], show_progress: bool = False
+    ) -> List[Embedding]:
+        """Embed images, ``embed_batch_size`` per model call (errors number items within the whole list)."""
+        return self._in_batches("image", img_file_paths, show_progress)
+
+    async def aget_image_embedding_batch(
+        self, img_file_paths: List[MediaType], show_progress: bool = False
+    ) -> List[Embedding]:
+        return await asyncio.to_thread(self.get_image_embedding_batch, img_file_paths, show_progress)
+
+    # -- audio and video -----------------------------------------------------------------------------
+
+    def _get_media_embeddings(self, modality: str, sources: Sequence[MediaType]) -> List[Embedding]:
+        items = []
+        for index, source in enumerate(sources):
+            try:
+                items.append(as_media(modality, source))
+            except TypeError as exc:
+                raise TypeError(f"item {index}: {exc}") from None
+        return _embedding_rows(self.embedder.embed_documents(items))
+
+    def _embed_media_batch(self, modality: str, batch: List[MediaType], offset: int) -> List[Embedding]:
+        try:
+            if modality == "image":  # LlamaIndex's hook for image batches
+                return self._get_image_embeddings(batch)
+            return self._get_media_embeddings(modality, batch)
+        except (TypeError, ValueError) as exc:  # number items within the whole list, not the batch
+            raise _shift_index(exc, offset) from None
+
+    def _embed_node_batch(self, batch: List[BaseNode], offset: int) -> List[Embedding]:
+        items = [node_to_item(node) for node in batch]  # errors name the node id
+        try:
+            return _embedding_rows(self.embedder.embed_documents(items))
+        except (TypeError, ValueError) as exc:  # "node 'id' (item i)", i counted over all the nodes
+            names = [""] * offset + [_describe_node(node) for node in batch]
+            raise rename_item_in_error(_shift_index(exc, offset), names) from None
+
+    def _in_batches(self, kind: str, values: Sequence[Any], show_progress: bool) -> List[Embedding]:
+        """Embed ``values`` in batches of ``embed_batch_size`` (one core call each), with LlamaIndex's
+        embedding events (instrumentation and callbacks) around every batch, like its text batches."""
+        if isinstance(values, (str, bytes)):
+            raise TypeError(f"expected a list of {kind} inputs, got a {type(values).__name__}")
+        values = list(values)
+        results: List[Embedding] = []
+        payload = self.to_payload()
+        starts = range(0, len(values), self.embed_batch_size)
+        for start in get_tqdm_iterable(starts, show_progress, f"Generating {kind} embeddings"):
+            batch = values[start : start + self.embed_batch_size]
+            dispatcher.event(EmbeddingStartEvent(model_dict=payload))
+            with self.callback_manager.event(
+                CBEventType.EMBEDDING, payload={EventPayload.SERIALIZED: payload}
+            ) as event:
+                if kind == "node":
+                    embeddings = self._embed_node_batch(batch, start)
+                    chunks: List[str] = [node.node_id for node in batch]
+                else:
+                    embeddings = self._embed_media_batch(kind, batch, start)
+                    chunks = [_describe_source(value) for value in batch]
+                results.extend(embeddings)
+                event.on_end(payload={EventPayload.CHUNKS: chunks, EventPayload.EMBEDDINGS: embeddings})
+            dispatcher.event(EmbeddingEndEvent(chunks=chunks, embeddings=embeddings))
+        return results
+
+    def get_audio_embedding(self, audio: MediaType) -> Embedding:
+        """Embed one sound (a path, URL, data: URI, BytesIO, bytes, or ``modalbridge.Audio``)."""
+        return self._in_batches("audio", [audio], False)[0]
+
+    def get_audio_embedding_batch(self, audios: Sequence[MediaType], show_progress: bool = False) -> List[Embedding]:
+        """Embed sounds, ``embed_batch_size`` per model call."""
+        return self._in_batches("audio", audios, show_progress)
+
+    async def aget_audio_embedding(self, audio: MediaType) -> Embedding:
+        return await asyncio.to_thread(self.get_audio_embedding, audio)
+
+    async def aget_audio_embedding_batch(
+        self, audios: Sequence[MediaType], show_progress: bool = False
+    ) -> List[Embedding]:
+        return await asyncio.to_thread(self.get_audio_embedding_batch, audios, show_progress)
+
+    def get_video_embedding(self, video: MediaType) -> Embedding:
+        """Embed one video (a path, URL, data: URI, BytesIO, bytes, or ``modalbridge.Video``)."""
+        return self._in_batches("video", [video], False)[0]
+
+    def get_video_embedding_batch(self, videos: Sequence[MediaType], show_progress: bool = False) -> List[Embedding]:
+        """Embed videos, ``embed_batch_size`` per model call."""
+        return self._in_batches("video", videos, show_progress)
+
+    async def aget_video_embedding(self, video: MediaType) -> Embedding:
+        return await asyncio.to_thread(self.get_video_embedding, video)
+
+    async def aget_video_embedding_batch(
+        self, videos: Sequence[MediaType], show_progress: bool = False
+    ) -> List[Embedding]:
+        return await asyncio.to_thread(self.get_video_embedding_batch, videos, show_progress)
+
+    # -- nodes ---------------------------------------------------------------------------------------
+
+    def get_node_embedding_batch(self, nodes: Sequence[BaseNode], show_progress: bool = False) -> List[Embedding]:
+        """Embed nodes by what they are (see :func:`node_to_item`): images, audio and video by their media,
+        other nodes by their text. Errors name the node id."""
+        nodes = list(nodes)
+        return self._in_batches("node", nodes, show_progress)
+
+    async def aget_node_embedding_batch(
+        self, nodes: Sequence[BaseNode], show_progress: bool = False
+    ) -> List[Embedding]:
+        return await asyncio.to_thread(self.get_node_embedding_batch, nodes, show_progress)
+
+    def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
+        """As a transformation (e.g. in an ``IngestionPipeline``): set every node's ``embedding`` from
+        :meth:`get_node_embedding_batch` (an ``ImageNode`` is embedded by its image, not its text)."""
+        embeddings = self.get_node_embedding_batch(nodes, show_progress=kwargs.get("show_progress", False))
+        for node, embedding in zip(nodes, embeddings, strict=True):
+            node.embedding = embedding
+        return nodes
+
+    async def acall(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
+        return await asyncio.to_thread(self.__call__, nodes, **kwargs)
+
+
+def _describe_source(source: Any) -> str:
+    if isinstance(source, MediaItem):
+        return source.describe()
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    return f"a {type(source).__name__}"
+
+
+def _shift_index(exc: Exception, offset: int) -> Exception:
+    """Errors of a later batch number items within that batch; renumber them within the whole input."""
+    match = re.match(r"item (\d+): ", str(exc))
+    if offset == 0 or match is None:
+        return exc
+    try:
+        return type(exc)(f"item {int(match.group(1)) + offset}: {str(exc)[match.end() :]}")
+    except Exception:  # pragma: no cover - an exception type with a custom constructor
+        return exc
+
+
+# -- reranking ---------------------------------------------------------------------------------------
+
+
+class MultimodalRerank(BaseNodePostprocessor):
+    """Reranks text, image, audio and video nodes against a text or image query with a
+    sentence-transformers ``CrossEncoder`` (e.g. ``Qwen/Qwen3-VL-Reranker-2B``, or any text cross-encoder).
+
+    Each node is scored on what it is (see :func:`node_to_item`): an ``ImageNode`` on its image, not its
+    text. The query is ``QueryBundle.query_str``, or the image at ``QueryBundle.image_path``, or both as
+    one combined query. All nodes are scored in one model call. Like LlamaIndex's
+    ``SentenceTransformerRerank`` it emits ``ReRankStartEvent`` / ``ReRankEndEvent`` and a
+    ``CBEventType.RERANKING`` callback event.
+    """
+
+    model: str = Field(description="Hub name or local folder of the sentence-transformers CrossEncoder.")
+    top_n: Optional[int] = Field(default=None, ge=0, description="How many nodes to keep (None: all, reordered).")
+    keep_retrieval_score: bool = Field(
+        default=False, description='Keep the retrieval score in node.metadata["retrieval_score"].'
+    )
+    score_threshold: Optional[float] = Field(
+        default=None, description="Drop nodes that score below this (after reranking)."
+    )
+    device: str = Field(default="auto", description='"auto" (cuda, then mps, then cpu), "cpu", "cuda:1", ...')
+    dtype: Optional[str] = Field(
+        default=None, description='"float32", "float16", "bfloat16", or None for the model\'s default.'
+    )
+    backend: str = Field(default="torch", description='"torch", "onnx" or "openvino".')
+    revision: Optional[str] = Field(default=None, description="Model revision (branch, tag or commit) on the Hub.")
+    trust_remote_code: bool = Field(default=False, description="Allow the model's own code to run (off unless asked).")
+    model_kwargs: Dict[str, Any] = Field(default_factory=dict, description="Passed to the transformers model.")
+    processor_kwargs: Dict[str, Any] = Field(default_factory=dict, description="Passed to the processor/tokenizer.")
+    config_kwargs: Dict[str, Any] = Field(default_factory=dict, description="Passed to the model config.")
+    max_length: Optional[int] = Field(default=None, description="The longest input in tokens (None: the model's).")
+    batch_size: int = Field(default=32, gt=0, description="How many pairs go to the model at once.")
+    prompt_name: Optional[str] = Field(default=None, description="Name of one of the model's prompts.")
+    prompt: Optional[str] = Field(default=None, description="A literal prompt (overrides prompt_name).")
+    allow_fetch: bool = Field(default=False, description="Fetch http(s) image URLs (off: URLs raise an error).")
+    cache_folder: Optional[str] = Field(default=None, description="Where downloaded models are stored.")
+    local_files_only: bool = Field(default=False, description="Never download; use only files on disk.")
+    decode_workers: int = Field(default=8, gt=0, description="Threads that decode media in parallel.")
+
+    _reranker: Optional[Reranker] = PrivateAttr(default=None)
+    _reranker_kwargs: Optional[Dict[str, Any]] = PrivateAttr(default=None)
+
+    def __init__(self, model: Optional[str] = None, **data: Any) -> None:
+        if model is not None:
+            data["model"] = model
+        if isinstance(data.get("model"), os.PathLike):
+            data["model"] = os.fspath(data["model"])
+        super().__init__(**data)
+        _ = self.reranker  # validate the settings now; the model loads on first use
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "ModalbridgeMultimodalRerank"
+
+    @classmethod
+    def from_reranker(cls, reranker: Reranker, **data: Any) -> "MultimodalRerank":
+        """A postprocessor with the settings of a core :class:`~modalbridge.Reranker` (and so its model)."""
+        config = reranker.config()
+        config.pop("show_progress_bar")
+        config["model"] = config.pop("model_name_or_path")
+        return cls(**{**config, **data})
+
+    def _core_kwargs(self) -> Dict[str, Any]:
+        return dict(
+            model_name_or_path=self.model,
+            revision=self.revision,
+            device=self.device,
+            dtype=self.dtype,
+            backend=self.backend,
+            trust_remote_code=self.trust_remote_code,
+            model_kwargs=dict(self.model_kwargs),
+            processor_kwargs=dict(self.processor_kwargs),
+            config_kwargs=dict(self.config_kwargs),
+            cache_folder=self.cache_folder,
+            local_files_only=self.local_files_only,
+            max_length=self.max_length,
+            batch_size=self.batch_size,
+            prompt_name=self.prompt_name,
+            prompt=self.prompt,
+            allow_fetch=self.allow_fetch,
+            decode_workers=self.decode_workers,
+        )
+
+    @property
+    def reranker(self) -> Reranker:
+        """The core :class:`~modalbridge.Reranker` (rebuilt, cheaply, if a field was changed since)."""
+        kwargs = self._core_kwargs()
+        if self._reranker is None or self._reranker_kwargs != kwargs:
+            self._reranker = Reranker(**kwargs)
+            self._reranker_kwargs = kwargs
+        return self._reranker
+
+    def _output_node(self, original: NodeWithScore) -> BaseNode:
+        """The node to return: itself, or with ``keep_retrieval_score`` a shallow copy whose metadata holds
+        the retrieval score (excluded from what embedders, rerankers and LLMs read, and the input node is
+        left as it was, so reranking twice scores the same content)."""
+        node = original.node
+        if not self.keep_retrieval_score:
+            return node
+        key = "retrieval_score"
+        return node.model_copy(
+            update={
+                "metadata": {**node.metadata, key: original.score},
+                "excluded_embed_metadata_keys": [*node.excluded_embed_metadata_keys, key],
+                "excluded_llm_metadata_keys": [*node.excluded_llm_metadata_keys, key],
+            }
+        )
+
+    def _postprocess_nodes(
+        self, nodes: List[NodeWithScore], query_bundle: Optional[QueryBundle] = None
+    ) -> List[NodeWithScore]:
+        dispatcher.event(
+            ReRankStartEvent(
+                query=query_bundle,
+                nodes=nodes,
+                top_n=len(nodes) if self.top_n is None else self.top_n,
+                model_name=self.model,
+            )
+        )
+        if query_bundle is None:
+            raise ValueError("MultimodalRerank needs a query: pass query_bundle or query_str")
+        query = query_to_item(query_bundle)
+        items = [node_to_item(n.node) for n in nodes]  # errors name the node id
+
+        with self.callback_manager.event(
+            CBEventType.RERANKING,
+            payload={
+                EventPayload.NODES: nodes,
+                EventPayload.MODEL_NAME: self.model,
+                EventPayload.QUERY_STR: query_bundle.query_str,
+                EventPayload.TOP_K: self.top_n,
+            },
+        ) as event:
+            try:  # one core call for all the nodes, whatever their modalities
+                ranked = self.reranker.rank(query, items, top_n=self.top_n) if items else []
+            except (TypeError, ValueError) as exc:  # "node 'id' (document i): reason" (MediaError included)
+                raise rename_item_in_error(exc, [_describe_node(n.node) for n in nodes]) from None
+            if self.score_threshold is not None:  # best first: keep the head that reaches the threshold
+                ranked = [hit for hit in ranked if hit.score >= self.score_threshold]
+            new_nodes = [NodeWithScore(node=self._output_node(nodes[hit.index]), score=hit.score) for hit in ranked]
+            event.on_end(payload={EventPayload.NODES: new_nodes})
+
+        dispatcher.event(ReRankEndEvent(nodes=new_nodes))
+        return new_nodes
