@@ -11,6 +11,9 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+# Chroma keeps one in-process system per client settings: every test's clients must agree, so settings
+# come from the environment (no telemetry) rather than per-test Settings objects.
+os.environ["ANONYMIZED_TELEMETRY"] = "False"
 
 import importlib.util  # noqa: E402
 import sys  # noqa: E402

@@ -40,7 +40,7 @@ def chroma_store(client, name: str | None = None) -> ChromaVectorStore:
 
 @pytest.fixture(scope="module")
 def client():
-    return chromadb.EphemeralClient(settings=chromadb.Settings(anonymized_telemetry=False))
+    return chromadb.EphemeralClient()
 
 
 @pytest.fixture(scope="module")
@@ -149,13 +149,13 @@ def test_audio_nodes_in_a_persistent_chroma_vector_store_index(tmp_path, tiny_cl
     nodes.append(Document(text="a recording of a low hum", id_="text-0"))
 
     client = chromadb.PersistentClient(
-        path=str(tmp_path / "db"), settings=chromadb.Settings(anonymized_telemetry=False)
+        path=str(tmp_path / "db")
     )
     index = VectorStoreIndex.from_vector_store(chroma_store(client, "sounds"), embed_model=embed)
     index.insert_nodes(embed(nodes))  # the transformation embeds each node by its sound or its text
 
     reopened_client = chromadb.PersistentClient(
-        path=str(tmp_path / "db"), settings=chromadb.Settings(anonymized_telemetry=False)
+        path=str(tmp_path / "db")
     )
     reopened = VectorStoreIndex.from_vector_store(
         ChromaVectorStore(chroma_collection=reopened_client.get_collection("sounds")), embed_model=embed

@@ -172,9 +172,9 @@ def test_changing_a_field_rebuilds_the_core(minilm_model_path):
 
 def test_errors_name_the_item(clip, image_paths, tmp_path):
     embeddings, _ = clip
-    with pytest.raises(TypeError, match="uris must be a list of paths or URIs, got str"):
+    with pytest.raises(TypeError, match="uris must be a list of image sources, got str"):
         embeddings.embed_image(uris=image_paths[0])
-    with pytest.raises(TypeError, match=r"uris\[1\]: expected a path or URI, got int"):
+    with pytest.raises(TypeError, match=r"uris 1: cannot read an int as an image: pass a path, a URL"):
         embeddings.embed_image(uris=[image_paths[0], 3])
     missing = str(tmp_path / "missing.jpg")
     with pytest.raises(MediaError, match=f"item 1: {missing}: no such file"):

@@ -128,7 +128,7 @@ def test_errors_name_the_document(vl_rerank, image_paths, tmp_path, audio_paths)
         match=r"document 1 \(id 'doc-7'\): metadata\['image'\], metadata\['video'\] each name a media source",
     ):
         rerank.compress_documents([Document(page_content="ok"), both], "q")
-    with pytest.raises(TypeError, match=r"document 0: metadata\['image'\] must be a path or URI of the image, got int"):
+    with pytest.raises(TypeError, match=r"document 0: metadata\['image'\]: cannot read an int as an image"):
         rerank.compress_documents([Document(page_content="x", metadata={"image": 5})], "q")
     missing = str(tmp_path / "missing.jpg")
     documents = [Document(page_content="a"), Document(page_content="", metadata={"image": missing})]

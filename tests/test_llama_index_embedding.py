@@ -116,7 +116,7 @@ def test_errors_in_later_batches_give_the_index_in_the_whole_list(clip, image_pa
     with pytest.raises(MediaError) as error:
         emb.get_image_embedding_batch(image_paths[:5] + [missing])
     assert str(error.value) == f"item 5: {missing}: no such file"
-    with pytest.raises(TypeError, match=r"^item 1: cannot read an object of type int as an image: pass a path"):
+    with pytest.raises(TypeError, match=r"^item 1: cannot read an int as an image: pass a path"):
         emb.get_image_embedding_batch([image_paths[0], 3])
 
 
@@ -172,16 +172,16 @@ def test_errors_name_the_node_id(clip, qwen, image_paths, short_wav, tmp_path):
     missing = str(tmp_path / "nope.jpg")
     with pytest.raises(MediaError) as error:
         emb.get_node_embedding_batch([TextNode(text="a", id_="t1"), ImageNode(image_path=missing, id_="img-9")])
-    assert str(error.value) == f"node 'img-9' (item 1): {missing}: no such file"
+    assert str(error.value) == f"item 1 (node 'img-9'): {missing}: no such file"
     later = [TextNode(text=f"t{i}", id_=f"t{i}") for i in range(5)] + [ImageNode(image_path=missing, id_="img-5")]
     with pytest.raises(MediaError) as error:  # embed_batch_size=4: the second batch
         emb.get_node_embedding_batch(later)
-    assert str(error.value) == f"node 'img-5' (item 5): {missing}: no such file"
+    assert str(error.value) == f"item 5 (node 'img-5'): {missing}: no such file"
 
     with pytest.raises(ValueError) as error:
         emb.get_node_embedding_batch([Document(audio_resource=MediaResource(path=short_wav), id_="sound-1")])
     assert str(error.value) == (
-        f"node 'sound-1' (item 0): Audio({short_wav}) is audio, which this model does not support; "
+        f"item 0 (node 'sound-1'): Audio({short_wav}) is audio, which this model does not support; "
         "it supports: text, image"
     )
 
@@ -202,7 +202,7 @@ def test_errors_name_the_node_id(clip, qwen, image_paths, short_wav, tmp_path):
         "as one item, so give each medium its own node"
     )
     # Videos on an image-only model: the core's hint survives.
-    with pytest.raises(ValueError, match=r"^node 'clip' \(item 0\): Video\(.*set video_frames=8\)$"):
+    with pytest.raises(ValueError, match=r"^item 0 \(node 'clip'\): Video\(.*set video_frames=8\)$"):
         emb.get_node_embedding_batch([Document(video_resource=MediaResource(path="/x/v.mp4"), id_="clip")])
 
 

@@ -176,7 +176,7 @@ def test_image_urls_are_fetched_only_when_allowed(vl, image_server, image_paths)
     with pytest.raises(MediaError) as error:
         rerank.postprocess_nodes(nodes, query_str="cat")
     assert str(error.value) == (
-        f"node 'web' (document 1): {url}: fetching URLs is off; build the model with allow_fetch=True to fetch it"
+        f"document 1 (node 'web'): {url}: fetching URLs is off; build the model with allow_fetch=True to fetch it"
     )
     assert requests == []
     fetching = MultimodalRerank(core.load_settings.model_name_or_path, allow_fetch=True)
@@ -194,13 +194,13 @@ def test_errors_name_the_node_id(vl, text_only, image_paths, tmp_path):
         rerank.postprocess_nodes(
             scored(TextNode(text="x", id_="t"), ImageNode(image_path=missing, id_="gone")), query_str="q"
         )
-    assert str(error.value) == f"node 'gone' (document 1): {missing}: no such file"
+    assert str(error.value) == f"document 1 (node 'gone'): {missing}: no such file"
 
     text_rerank, _ = text_only
     with pytest.raises(ValueError) as error:
         text_rerank.postprocess_nodes(scored(ImageNode(image_path=image_paths[0], id_="photo")), query_str="q")
     assert str(error.value) == (
-        f"node 'photo' (document 0): Image({image_paths[0]}) is image, which this model does not support; "
+        f"document 0 (node 'photo'): Image({image_paths[0]}) is image, which this model does not support; "
         "it supports: text"
     )
     with pytest.raises(ValueError) as error:

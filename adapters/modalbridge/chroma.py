@@ -51,7 +51,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("modalbridge.chroma needs chromadb: pip install 'modalbridge[chroma]'") from exc
 
 from modalbridge.embedder import Embedder, EncodeSettings
-from modalbridge.items import Audio, Combined, Image, MediaItem, Video, describe_item
+from modalbridge.items import Audio, Combined, Image, MediaItem, Video, describe_item, renamed_item_error
 from modalbridge.loading import LoadSettings
 from modalbridge.media import MediaError, decode_image, map_parallel, read_audio, read_video, tag_uri
 from modalbridge.reranker import Reranker
@@ -136,21 +136,6 @@ def remote_code_allowed(model_name_or_path: str, revision: str | None = None) ->
 
 
 # -- embedding function -------------------------------------------------------------------------------
-
-_ITEM_PREFIX = re.compile(r"^(item|document) (\d+): ")
-
-
-def _renamed(exc: Exception, names: Sequence[str | None]) -> Exception | None:
-    """The core's ``"item 3: ..."`` / ``"document 3: ..."`` error, with what item 3 is to the caller
-    (a URI, an id) added; ``None`` when the error names no item."""
-    match = _ITEM_PREFIX.match(str(exc))
-    if match is None or not isinstance(exc, (ValueError, TypeError)):
-        return None
-    index = int(match.group(2))
-    if index >= len(names) or names[index] is None:
-        return None
-    return type(exc)(f"{match.group(1)} {index} ({names[index]}): {str(exc)[match.end():]}")
-
 
 def _as_item(value: Any, name: str) -> Any:
     """What Chroma hands over, as a core item: str -> text, numpy array -> image, tagged items as is."""
@@ -259,10 +244,7 @@ class MultimodalEmbeddingFunction(EmbeddingFunction[Embeddable]):
             else:
                 vectors = self._embedder.embed_documents(items)
         except (ValueError, TypeError) as exc:
-            renamed = _renamed(exc, names) if names else None
-            if renamed is not None:
-                raise renamed from None
-            raise
+            raise renamed_item_error(exc, names) from None
         return [np.asarray(vector, dtype=np.float32) for vector in vectors]
 
     # -- configuration --------------------------------------------------------------------------------
@@ -590,10 +572,7 @@ def rerank_query_result(
     try:
         ranked = reranker.rank(query_item, items, top_n=top_n)
     except (ValueError, TypeError) as exc:
-        renamed = _renamed(exc, [f"id {hit_id!r}" for hit_id in ids])
-        if renamed is not None:
-            raise renamed from None
-        raise
+        raise renamed_item_error(exc, [f"id {hit_id!r}" for hit_id in ids]) from None
     order = [hit.index for hit in ranked]
 
     def pick(values: list[Any] | None) -> list[Any] | None:

@@ -22,7 +22,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from modalbridge.inputs import Preparer, is_supported, model_modalities, validate
-from modalbridge.items import Video
+from modalbridge.items import Video, item_error
 from modalbridge.loading import MODEL_CACHE, LoadSettings
 from modalbridge.media import MediaError, sample_video_frames
 
@@ -252,7 +252,7 @@ class Embedder:
             try:
                 frame_lists.append(sample_video_frames(video, settings.video_frames, settings.allow_fetch))
             except MediaError as exc:
-                raise MediaError(f"item {index}: {exc}") from None
+                raise item_error(MediaError, "item", index, str(exc)) from None
         flat = [frame for frames in frame_lists for frame in frames]
         vectors = self._encode(flat, role).astype(np.float32)
         out, start = [], 0

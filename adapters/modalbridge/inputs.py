@@ -24,6 +24,7 @@ from modalbridge.items import (
     check_item,
     describe_item,
     format_modality,
+    item_error,
     modality_of,
 )
 from modalbridge.media import MediaError, decode_audio, decode_image, decode_video, map_parallel
@@ -59,10 +60,11 @@ def unsupported_error(
     if "message" in modalities and len(supported) > 1:
         combined.append("combinations of " + "/".join(supported))
     names = ", ".join(supported + combined)
-    return ValueError(
-        f"{label} {index}: {describe_item(item)} is {format_modality(modality)}, which this model does not "
-        f"support; it supports: {names}" + (f" ({hint})" if hint else "")
+    reason = (
+        f"{describe_item(item)} is {format_modality(modality)}, which this model does not support; "
+        f"it supports: {names}" + (f" ({hint})" if hint else "")
     )
+    return item_error(ValueError, label, index, reason)
 
 
 def validate(
@@ -75,7 +77,7 @@ def validate(
         try:
             modality = modality_of(item)
         except TypeError as exc:
-            raise TypeError(f"{label} {index}: {exc}") from None
+            raise item_error(TypeError, label, index, str(exc)) from None
         if not is_supported(modality, modalities):
             hint = (hints or {}).get(format_modality(modality))
             raise unsupported_error(index, item, modality, modalities, label, hint)
@@ -173,32 +175,6 @@ class Preparer:
             try:
                 return self.one(item, in_pair)
             except MediaError as exc:
-                raise MediaError(f"{label} {index}: {exc}") from None
+                raise item_error(MediaError, label, index, str(exc)) from None
 
         return map_parallel(prepare, list(zip(indices, items)), self.max_workers)
-
-
-def rename_item_in_error(exc: Exception, names: Sequence[str]) -> Exception:
-    """Name the item of a core error the way the caller knows it.
-
-    Core errors about one input start with ``"<label> <index>: "`` (``"item 2: /x.jpg: no such file"``,
-    ``"document 0: Image(...) is image, which this model does not support; ..."``). Adapters that hold
-    ids (a node id, a document id) pass one name per input; the result is an exception of the same type
-    whose message reads ``"<names[index]> (<label> <index>): <reason>"``. Errors without such a prefix
-    (or with an index out of range) come back unchanged::
-
-        try:
-            vectors = embedder.embed_documents(items)
-        except (TypeError, ValueError) as exc:
-            raise rename_item_in_error(exc, [f"node {n.node_id!r}" for n in nodes]) from None
-    """
-    import re
-
-    match = re.match(r"(item|document|query) (\d+): ", str(exc))
-    if match is None or match.group(1) == "query" or int(match.group(2)) >= len(names):
-        return exc
-    message = f"{names[int(match.group(2))]} ({match.group(1)} {match.group(2)}): {str(exc)[match.end():]}"
-    try:
-        return type(exc)(message)
-    except Exception:  # an exception type with a custom constructor: keep it as is
-        return exc

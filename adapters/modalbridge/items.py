@@ -31,7 +31,7 @@ import os
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar, Sequence, Union
 
 import numpy as np
 
@@ -191,6 +191,79 @@ Item = Union[str, "PILImage", MediaItem, Combined]
 """Anything the core accepts as one input."""
 
 
+MEDIA_TAGS: dict[str, type[MediaItem]] = {"image": Image, "audio": Audio, "video": Video}
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+def as_media(modality: str, value: Any) -> MediaItem:
+    """Tag a value the caller declared to be ``modality`` (``"image"``, ``"audio"``, ``"video"``): a path
+    or ``PathLike``, URL, ``data:`` URI, bytes or ``BytesIO`` becomes ``Image``/``Audio``/``Video``; a tag
+    of the right kind (or a PIL image, for images) passes through. For adapters whose framework hands
+    over media references, e.g. LangChain's ``embed_image(uris=...)``."""
+    tag = MEDIA_TAGS[modality]
+    if isinstance(value, tag):
+        return value
+    if isinstance(value, MediaItem):
+        raise TypeError(f"expected {modality} but got {type(value).__name__}({value.describe()})")
+    if isinstance(value, (str, os.PathLike, BytesIO, bytes, bytearray)):
+        return tag(os.fspath(value) if isinstance(value, os.PathLike) else value)
+    if modality == "image" and PILImage is not None and isinstance(value, PILImage):
+        return Image(value)
+    kind = type(value).__name__
+    raise TypeError(
+        f"cannot read {_article(kind)} {kind} as {_article(modality)} {modality}: "
+        f"pass a path, a URL, a data: URI, a BytesIO, bytes or modalbridge.{tag.__name__}(...)"
+    )
+
+
+def as_media_list(modality: str, values: Any, label: str = "item") -> list[MediaItem]:
+    """:func:`as_media` over a list; errors name ``"<label> <index>"``."""
+    if isinstance(values, (str, bytes, os.PathLike)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"{label} must be a list of {modality} sources, got {type(values).__name__}")
+    items = []
+    for index, value in enumerate(values):
+        try:
+            items.append(as_media(modality, value))
+        except TypeError as exc:
+            raise item_error(TypeError, label, index, str(exc)) from None
+    return items
+
+
+def item_error(error_type: type[Exception], label: str, index: int, reason: str) -> Exception:
+    """An error about one input, ``"<label> <index>: <reason>"`` (``"item 2: /x.jpg: no such file"``),
+    that remembers ``label``, ``index`` and ``reason`` so adapters can renumber or rename it
+    (:func:`renamed_item_error`)."""
+    error = error_type(f"{label} {index}: {reason}")
+    error.item_label, error.item_index, error.item_reason = label, index, reason  # type: ignore[attr-defined]
+    return error
+
+
+def renamed_item_error(error: Exception, names: Sequence[str | None] | None = None, offset: int = 0) -> Exception:
+    """An item error renumbered by ``offset`` (for a batch that started at ``offset``) and named the way
+    the caller knows the item, ``names[index]`` (a node id, a URI): ``"item 7 (node 'n7'): <reason>"``.
+    Errors about a query, or not about one item, come back unchanged::
+
+        try:
+            vectors = embedder.embed_documents(items)
+        except (TypeError, ValueError) as exc:
+            raise renamed_item_error(exc, [f"node {n.node_id!r}" for n in nodes]) from None
+    """
+    label = getattr(error, "item_label", None)
+    if label is None or label == "query":
+        return error
+    index = error.item_index + offset  # type: ignore[attr-defined]
+    name = names[index] if names is not None and index < len(names) else None
+    if name is None:
+        renamed = item_error(type(error), label, index, error.item_reason)  # type: ignore[attr-defined]
+    else:
+        renamed = type(error)(f"{label} {index} ({name}): {error.item_reason}")  # type: ignore[attr-defined]
+        renamed.item_label, renamed.item_index, renamed.item_reason = label, index, error.item_reason  # type: ignore[attr-defined]
+    return renamed
+
+
 def check_item(item: Any, index: int | None = None) -> Item:
     """Return ``item`` if its modality is unambiguous, else raise ``TypeError`` naming it and saying how
     to tag it. A bare PIL image is returned as :class:`Image`."""
@@ -198,14 +271,15 @@ def check_item(item: Any, index: int | None = None) -> Item:
         return item
     if PILImage is not None and isinstance(item, PILImage):
         return Image(item)
-    where = f"item {index}: " if index is not None else ""
     if item is None:
-        raise TypeError(f"{where}None is not an input")
-    described = f"the path {os.fspath(item)!r}" if isinstance(item, os.PathLike) else _describe_source(item)
-    raise TypeError(
-        f"{where}{described} is ambiguous: tag it as modalbridge.Image(...), "
-        "Audio(..., sampling_rate=...) or Video(...) (a str is always text)"
-    )
+        reason = "None is not an input"
+    else:
+        described = f"the path {os.fspath(item)!r}" if isinstance(item, os.PathLike) else _describe_source(item)
+        reason = (
+            f"{described} is ambiguous: tag it as modalbridge.Image(...), "
+            "Audio(..., sampling_rate=...) or Video(...) (a str is always text)"
+        )
+    raise item_error(TypeError, "item", index, reason) if index is not None else TypeError(reason)
 
 
 def modality_of(item: Any) -> Modality:

@@ -44,29 +44,10 @@ from langchain_core.runnables.config import run_in_executor
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from modalbridge.embedder import Embedder
-from modalbridge.items import Audio, Image, MediaItem, PILImage, Video
-from modalbridge.media import tag_uri
+from modalbridge.items import Image, as_media, as_media_list
 from modalbridge.reranker import Reranker
 
 __all__ = ["MultimodalEmbeddings", "MultimodalRerank"]
-
-_TAGS: dict[str, type[MediaItem]] = {"image": Image, "audio": Audio, "video": Video}
-
-
-def _tag_sources(values: Sequence[Any], modality: str, label: str) -> list[Any]:
-    """Tag caller-declared media references: paths/URIs via :func:`tag_uri`; tagged items pass through."""
-    if isinstance(values, (str, bytes, os.PathLike)) or not isinstance(values, Sequence):
-        raise TypeError(f"{label} must be a list of paths or URIs, got {type(values).__name__}")
-    items = []
-    for index, value in enumerate(values):
-        if isinstance(value, (str, os.PathLike)):
-            items.append(tag_uri(os.fspath(value), modality))
-        elif isinstance(value, MediaItem) or (PILImage is not None and isinstance(value, PILImage)):
-            items.append(value)  # already unambiguous; the core validates it against the model
-        else:
-            raise TypeError(f"{label}[{index}]: expected a path or URI, got {type(value).__name__}")
-    return items
-
 
 class _ModelSettings(BaseModel):
     """Fields shared by the embeddings and the reranker: the core's load settings and common run settings."""
@@ -210,7 +191,7 @@ class MultimodalEmbeddings(_ModelSettings, Embeddings):
         if self.document_modality == "text":
             items = list(texts)
         else:
-            items = _tag_sources(list(texts), self.document_modality, "texts")
+            items = as_media_list(self.document_modality, list(texts), "texts")
         return self._embedder.embed_documents(items).tolist()
 
     def embed_query(self, text: str) -> list[float]:
@@ -232,15 +213,15 @@ class MultimodalEmbeddings(_ModelSettings, Embeddings):
 
         This is the method LangChain vector stores look for (``Chroma.add_images``,
         ``similarity_search_by_image``); an image used as a query is embedded the same way."""
-        return self._embedder.embed_documents(_tag_sources(uris, "image", "uris")).tolist()
+        return self._embedder.embed_documents(as_media_list("image", uris, "uris")).tolist()
 
     def embed_audio(self, uris: list[str]) -> list[list[float]]:
         """Embed audio files (paths, URLs if ``allow_fetch``) as documents."""
-        return self._embedder.embed_documents(_tag_sources(uris, "audio", "uris")).tolist()
+        return self._embedder.embed_documents(as_media_list("audio", uris, "uris")).tolist()
 
     def embed_video(self, uris: list[str]) -> list[list[float]]:
         """Embed video files (paths, URLs if ``allow_fetch``) as documents."""
-        return self._embedder.embed_documents(_tag_sources(uris, "video", "uris")).tolist()
+        return self._embedder.embed_documents(as_media_list("video", uris, "uris")).tolist()
 
     def embed_items(self, items: Sequence[Any], *, as_query: bool = False) -> list[list[float]]:
         """Embed core items of any modality (``str`` text, PIL images, ``Image``/``Audio``/``Video``/
@@ -322,16 +303,10 @@ class MultimodalRerank(BaseDocumentCompressor, _ModelSettings):
             raise ValueError(f"{where}: {listed} each name a media source; a document can stand for one")
         if named:
             modality, key = named[0]
-            source = metadata[key]
-            if isinstance(source, (str, os.PathLike)):
-                return tag_uri(os.fspath(source), modality)
-            if isinstance(source, _TAGS[modality]):
-                return source
-            if modality == "image" and PILImage is not None and isinstance(source, PILImage):
-                return source
-            raise TypeError(
-                f"{where}: metadata[{key!r}] must be a path or URI of the {modality}, got {type(source).__name__}"
-            )
+            try:
+                return as_media(modality, metadata[key])
+            except TypeError as exc:
+                raise TypeError(f"{where}: metadata[{key!r}]: {exc}") from None
         content = document.page_content
         if self.page_content_modality == "text":
             return content
@@ -340,7 +315,7 @@ class MultimodalRerank(BaseDocumentCompressor, _ModelSettings):
                 return Image.from_base64(content)
             except ValueError as exc:
                 raise ValueError(f"{where}: page_content: {exc}") from None
-        return tag_uri(content, self.page_content_modality)
+        return as_media(self.page_content_modality, content)
 
     def compress_documents(
         self,

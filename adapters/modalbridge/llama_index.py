@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 from io import BytesIO
 from typing import Any, Dict, List, Optional, Sequence, Union
 
@@ -58,8 +57,7 @@ except ImportError as exc:  # pragma: no cover
     raise ImportError("modalbridge.llama_index needs llama-index-core: pip install 'modalbridge[llama-index]'") from exc
 
 from modalbridge.embedder import Embedder
-from modalbridge.inputs import rename_item_in_error
-from modalbridge.items import Audio, Combined, Image, MediaItem, Video
+from modalbridge.items import MEDIA_TAGS, Combined, Image, MediaItem, as_media_list, renamed_item_error
 from modalbridge.reranker import Reranker
 
 __all__ = ["MultimodalEmbedding", "MultimodalRerank", "MediaType", "node_to_item", "query_to_item"]
@@ -73,29 +71,10 @@ MediaType = Union[str, os.PathLike, BytesIO, bytes, MediaItem]
 a ``BytesIO`` or encoded bytes, or an already tagged :class:`modalbridge.Image` / ``Audio`` / ``Video``.
 (LlamaIndex's ``ImageType`` is ``str | BytesIO``.)"""
 
-_TAGS = {"image": Image, "audio": Audio, "video": Video}
 _RESOURCES = (("image", "image_resource"), ("audio", "audio_resource"), ("video", "video_resource"))
 
 
 # -- from LlamaIndex values to core items -------------------------------------------------------------
-
-
-def as_media(modality: str, value: Any) -> MediaItem:
-    """Tag one media input as ``Image`` / ``Audio`` / ``Video`` (see :data:`MediaType`)."""
-    tag = _TAGS[modality]
-    if isinstance(value, tag):
-        return value
-    if isinstance(value, MediaItem):
-        raise TypeError(f"expected {modality} but got {type(value).__name__}({value.describe()})")
-    if isinstance(value, (str, os.PathLike, BytesIO, bytes, bytearray)):
-        return tag(os.fspath(value) if isinstance(value, os.PathLike) else value)
-    if modality == "image" and hasattr(value, "getpixel"):  # a PIL image
-        return Image(value)
-    article = "a" if modality == "video" else "an"
-    raise TypeError(
-        f"cannot read an object of type {type(value).__name__} as {article} {modality}: "
-        f"pass a path, a URL, a data: URI, a BytesIO, bytes or modalbridge.{tag.__name__}(...)"
-    )
 
 
 def _describe_node(node: BaseNode) -> str:
@@ -103,7 +82,7 @@ def _describe_node(node: BaseNode) -> str:
 
 
 def _from_resource(modality: str, resource: MediaResource, node: BaseNode, field: str) -> MediaItem:
-    tag = _TAGS[modality]
+    tag = MEDIA_TAGS[modality]
     if resource.data is not None:
         # MediaResource keeps data base64-encoded (it encodes raw bytes on assignment).
         return tag.from_base64(resource.data)
@@ -337,13 +316,7 @@ class MultimodalEmbedding(MultiModalEmbedding):
     # -- audio and video -----------------------------------------------------------------------------
 
     def _get_media_embeddings(self, modality: str, sources: Sequence[MediaType]) -> List[Embedding]:
-        items = []
-        for index, source in enumerate(sources):
-            try:
-                items.append(as_media(modality, source))
-            except TypeError as exc:
-                raise TypeError(f"item {index}: {exc}") from None
-        return _embedding_rows(self.embedder.embed_documents(items))
+        return _embedding_rows(self.embedder.embed_documents(as_media_list(modality, sources, "item")))
 
     def _embed_media_batch(self, modality: str, batch: List[MediaType], offset: int) -> List[Embedding]:
         try:
@@ -351,15 +324,15 @@ class MultimodalEmbedding(MultiModalEmbedding):
                 return self._get_image_embeddings(batch)
             return self._get_media_embeddings(modality, batch)
         except (TypeError, ValueError) as exc:  # number items within the whole list, not the batch
-            raise _shift_index(exc, offset) from None
+            raise renamed_item_error(exc, offset=offset) from None
 
     def _embed_node_batch(self, batch: List[BaseNode], offset: int) -> List[Embedding]:
         items = [node_to_item(node) for node in batch]  # errors name the node id
         try:
             return _embedding_rows(self.embedder.embed_documents(items))
         except (TypeError, ValueError) as exc:  # "node 'id' (item i)", i counted over all the nodes
-            names = [""] * offset + [_describe_node(node) for node in batch]
-            raise rename_item_in_error(_shift_index(exc, offset), names) from None
+            names = [None] * offset + [_describe_node(node) for node in batch]
+            raise renamed_item_error(exc, names, offset) from None
 
     def _in_batches(self, kind: str, values: Sequence[Any], show_progress: bool) -> List[Embedding]:
         """Embed ``values`` in batches of ``embed_batch_size`` (one core call each), with LlamaIndex's
@@ -450,17 +423,6 @@ def _describe_source(source: Any) -> str:
     if isinstance(source, (str, os.PathLike)):
         return os.fspath(source)
     return f"a {type(source).__name__}"
-
-
-def _shift_index(exc: Exception, offset: int) -> Exception:
-    """Errors of a later batch number items within that batch; renumber them within the whole input."""
-    match = re.match(r"item (\d+): ", str(exc))
-    if offset == 0 or match is None:
-        return exc
-    try:
-        return type(exc)(f"item {int(match.group(1)) + offset}: {str(exc)[match.end() :]}")
-    except Exception:  # pragma: no cover - an exception type with a custom constructor
-        return exc
 
 
 # -- reranking ---------------------------------------------------------------------------------------
@@ -601,7 +563,7 @@ class MultimodalRerank(BaseNodePostprocessor):
             try:  # one core call for all the nodes, whatever their modalities
                 ranked = self.reranker.rank(query, items, top_n=self.top_n) if items else []
             except (TypeError, ValueError) as exc:  # "node 'id' (document i): reason" (MediaError included)
-                raise rename_item_in_error(exc, [_describe_node(n.node) for n in nodes]) from None
+                raise renamed_item_error(exc, [_describe_node(n.node) for n in nodes]) from None
             if self.score_threshold is not None:  # best first: keep the head that reaches the threshold
                 ranked = [hit for hit in ranked if hit.score >= self.score_threshold]
             new_nodes = [NodeWithScore(node=self._output_node(nodes[hit.index]), score=hit.score) for hit in ranked]
