@@ -80,3 +80,36 @@ def test_descriptions_name_the_source():
     assert describe_item(Image("photos/cat.jpg")) == "Image(photos/cat.jpg)"
     assert describe_item("short text") == "'short text'"
     assert "data:image/png;base64,..." in describe_item(Image("data:image/png;base64,AAAA"))
+
+
+def test_declared_media_is_tagged_and_everything_else_refused():
+    from modalbridge.items import as_media, as_media_list
+
+    assert as_media("image", "photo.jpg") == Image("photo.jpg")
+    assert as_media("audio", Path("a.ogg")) == Audio("a.ogg")
+    assert as_media("video", b"\x00\x01") == Video(b"\x00\x01")
+    pil = PILImageModule.new("RGB", (2, 2))
+    assert as_media("image", pil) == Image(pil)
+    with pytest.raises(TypeError, match=r"expected audio but got Image\(x.jpg\)"):
+        as_media("audio", Image("x.jpg"))
+    with pytest.raises(TypeError, match=r"^uris 1: cannot read an int as an image: pass a path"):
+        as_media_list("image", ["a.jpg", 7], "uris")
+    with pytest.raises(TypeError, match="uris must be a list of video sources, got str"):
+        as_media_list("video", "v.mp4", "uris")
+
+
+def test_item_errors_can_be_renumbered_and_named():
+    from modalbridge.items import item_error, renamed_item_error
+
+    error = item_error(ValueError, "item", 1, "no such file")
+    assert str(error) == "item 1: no such file"
+    shifted = renamed_item_error(error, offset=4)
+    assert type(shifted) is ValueError and str(shifted) == "item 5: no such file"
+    named = renamed_item_error(error, [None, "node 'n1'"])
+    assert str(named) == "item 1 (node 'n1'): no such file"
+    # Renaming twice keeps the structure (batch offset, then names over the whole list).
+    assert str(renamed_item_error(shifted, ["a", "b", "c", "d", "e", "id 'x'"][:6])) == "item 5 (id 'x'): no such file"
+    query_error = item_error(ValueError, "query", 0, "bad")
+    assert renamed_item_error(query_error, ["name"]) is query_error
+    plain = RuntimeError("not about an item")
+    assert renamed_item_error(plain, ["name"]) is plain
