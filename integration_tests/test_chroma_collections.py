@@ -11,8 +11,8 @@ import uuid
 import numpy as np
 import pytest
 
-chromadb = pytest.importorskip("chromadb")
-sf = pytest.importorskip("soundfile")
+import chromadb
+import soundfile as sf
 
 from modalbridge import Audio, Embedder, Image, MediaError, Reranker, Video  # noqa: E402
 from modalbridge.chroma import (  # noqa: E402

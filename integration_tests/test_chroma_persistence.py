@@ -14,7 +14,7 @@ import uuid
 import numpy as np
 import pytest
 
-chromadb = pytest.importorskip("chromadb")
+import chromadb
 
 from modalbridge.chroma import ENV_TRUST_REMOTE_CODE, MultimodalDataLoader, MultimodalEmbeddingFunction  # noqa: E402
 

@@ -12,9 +12,9 @@ import uuid
 import numpy as np
 import pytest
 
-pytest.importorskip("llama_index.core")
-chromadb = pytest.importorskip("chromadb")
-pytest.importorskip("llama_index.vector_stores.chroma")
+import llama_index.core  # noqa: F401
+import chromadb
+import llama_index.vector_stores.chroma  # noqa: F401
 
 from llama_index.core import StorageContext, VectorStoreIndex  # noqa: E402
 from llama_index.core.callbacks import CallbackManager, CBEventType, LlamaDebugHandler  # noqa: E402

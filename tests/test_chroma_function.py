@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
-pytest.importorskip("chromadb")
+import chromadb  # noqa: F401
 
 from chromadb.api.types import validate_embedding_function  # noqa: E402
 from chromadb.utils.embedding_functions import known_embedding_functions  # noqa: E402
@@ -94,7 +94,7 @@ def test_from_embedder_and_rebuilt_functions_share_the_model(tiny_clip_path):
 
 
 def test_settings_that_cannot_be_stored_are_refused():
-    torch = pytest.importorskip("torch")
+    import torch
     with pytest.raises(TypeError, match=r"settings\['model_kwargs'\]\['torch_dtype'\] is a dtype, which cannot be stored"):
         MultimodalEmbeddingFunction("m", model_kwargs={"torch_dtype": torch.float16})
     with pytest.raises(TypeError, match="Embedder got unknown settings: colour"):

@@ -9,8 +9,8 @@ import shutil
 import numpy as np
 import pytest
 
-pytest.importorskip("chromadb")
-sf = pytest.importorskip("soundfile")
+import chromadb  # noqa: F401
+import soundfile as sf
 
 from modalbridge import Audio, Embedder, Image, MediaError, Video  # noqa: E402
 from modalbridge.chroma import LoadedMedia, MultimodalDataLoader, MultimodalEmbeddingFunction  # noqa: E402

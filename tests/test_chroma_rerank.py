@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("chromadb")
+import chromadb  # noqa: F401
 
 from modalbridge import Image, Reranker  # noqa: E402
 from modalbridge.chroma import RerankedResult, rerank_query_result, rerank_query_results  # noqa: E402

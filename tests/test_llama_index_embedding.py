@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("llama_index.core")
+import llama_index.core  # noqa: F401
 
 from llama_index.core.callbacks import CallbackManager, CBEventType, LlamaDebugHandler  # noqa: E402
 from llama_index.core.ingestion import IngestionPipeline  # noqa: E402

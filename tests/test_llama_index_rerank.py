@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("llama_index.core")
+import llama_index.core  # noqa: F401
 
 from llama_index.core.callbacks import CallbackManager, CBEventType, LlamaDebugHandler  # noqa: E402
 from llama_index.core.instrumentation import get_dispatcher  # noqa: E402
