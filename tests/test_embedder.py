@@ -280,3 +280,28 @@ def test_text_that_names_an_existing_image_file_is_embedded_as_text(clip, image_
     np.testing.assert_allclose(embedder.embed_documents(["cat.jpg"])[0], reference, atol=ATOL)
     # ...whereas sentence-transformers itself would have read the file as an image.
     assert not np.allclose(model.encode_document(["cat.jpg"])[0], reference, atol=1e-3)
+
+
+def test_try_embed_documents_sets_aside_what_fails_and_embeds_the_rest(clip, image_paths, audio_paths, tmp_path):
+    embedder, _ = clip
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    items = [
+        "a kitchen",
+        Image(str(broken)),
+        Image(image_paths[0]),
+        Audio(audio_paths[0]),
+        np.zeros((2, 2, 3), dtype=np.uint8),
+        Image(str(tmp_path / "missing.png")),
+        Image(image_paths[1]),
+    ]
+    vectors, errors = embedder.try_embed_documents(items)
+    assert sorted(vectors) == [0, 2, 6]
+    expected = embedder.embed_documents([items[0], items[2], items[6]])
+    np.testing.assert_allclose(np.stack([vectors[0], vectors[2], vectors[6]]), expected, atol=ATOL)
+    assert sorted(errors) == [1, 3, 4, 5]
+    assert str(errors[1]).startswith(f"item 1: {broken}: cannot decode image")
+    assert str(errors[3]).startswith("item 3: Audio(") and "which this model does not support" in str(errors[3])
+    assert str(errors[4]).startswith("item 4: an array of shape (2, 2, 3) is ambiguous")
+    assert str(errors[5]) == f"item 5: {tmp_path / 'missing.png'}: no such file"
+    assert embedder.try_embed_documents([]) == ({}, {})

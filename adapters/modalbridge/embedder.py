@@ -22,7 +22,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from modalbridge.inputs import Preparer, is_supported, model_modalities, validate
-from modalbridge.items import Video, item_error
+from modalbridge.items import Video, item_error, renamed_item_error
 from modalbridge.loading import MODEL_CACHE, LoadSettings
 from modalbridge.media import MediaError, sample_video_frames
 
@@ -193,33 +193,77 @@ class Embedder:
             and is_supported("image", modalities)
         )
 
-    def _embed(self, items: Sequence[Any], role: Literal["query", "document"]) -> np.ndarray:
+    def try_embed_documents(self, items: Sequence[Any]) -> tuple[dict[int, np.ndarray], dict[int, Exception]]:
+        """Embed every item that can be embedded and say why the others cannot, instead of failing the
+        whole call: returns ``(vectors, errors)``, position -> vector and position -> the error (its
+        message names the item and the reason). For bulk indexing, where one unreadable file must not
+        block the rest. Model loading errors are raised."""
+        errors: dict[int, Exception] = {}
+        vectors = self._embed(items, "document", errors)
+        return vectors, errors
+
+    def _embed(
+        self, items: Sequence[Any], role: Literal["query", "document"], errors: dict[int, Exception] | None = None
+    ) -> Any:
+        """``(len(items), dim)``; or, when ``errors`` is given, position -> vector for the items that
+        worked, with the failures recorded in ``errors`` rather than raised."""
         if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
             raise TypeError(f"expected a list of items, got {type(items).__name__}")
         model = self.model
         modalities = model_modalities(model)
         as_frames = self._video_as_frames()
+        accepted = modalities + ["video"] if as_frames else modalities
         # Validate everything before any decoding or compute.
-        item_modalities = validate(items, modalities + ["video"] if as_frames else modalities, hints=self._hints())
-        if not items:
+        if errors is None:
+            item_modalities = dict(enumerate(validate(items, accepted, hints=self._hints())))
+        else:
+            item_modalities = {}
+            for index, item in enumerate(items):
+                try:
+                    (item_modalities[index],) = validate([item], accepted, hints=self._hints())
+                except (TypeError, ValueError) as exc:
+                    errors[index] = renamed_item_error(exc, offset=index)
+        if not items and errors is None:
             return np.empty((0, self.dimension), dtype=np.float32)
 
         groups: dict[Any, list[int]] = {}
-        for index, modality in enumerate(item_modalities):
+        for index, modality in item_modalities.items():
             groups.setdefault(modality, []).append(index)
         preparer = Preparer(model, self.encode_settings.allow_fetch, self.encode_settings.decode_workers)
-        rows: list[Any] = [None] * len(items)
+        rows: dict[int, np.ndarray] = {}
         for modality, indices in groups.items():
             group = [items[i] for i in indices]
             if modality == "video" and as_frames:
-                vectors = self._embed_videos_as_frames(group, indices, role)
-            else:
-                vectors = self._encode(preparer.many(group, indices=indices), role)
-            if len(vectors) != len(indices):  # a model that dropped inputs must never pass silently
-                raise RuntimeError(f"the model returned {len(vectors)} embeddings for {len(indices)} inputs")
-            for row, index in zip(vectors, indices):
-                rows[index] = row
-        return np.stack(rows)
+                rows.update(self._embed_videos_as_frames(group, indices, role, errors))
+                continue
+            decoded = preparer.many(group, indices=indices, errors=errors)
+            inputs = decoded if errors is not None else dict(zip(indices, decoded))
+            rows.update(self._encode_group(inputs, role, errors))
+        if errors is not None:
+            return rows
+        return np.stack([rows[i] for i in range(len(items))])
+
+    def _encode_group(self, inputs: dict[int, Any], role: str, errors: dict[int, Exception] | None) -> dict[int, Any]:
+        """Encode one modality's decoded inputs in one call. When collecting errors and the model fails on
+        the batch, the inputs are encoded one by one so that only the culprit is set aside."""
+        indices = list(inputs)
+        if not indices:
+            return {}
+        try:
+            vectors = self._encode([inputs[i] for i in indices], role)
+        except Exception as exc:
+            if errors is None:
+                raise
+            if len(indices) == 1:
+                errors[indices[0]] = item_error(ValueError, "item", indices[0], f"{type(exc).__name__}: {exc}")
+                return {}
+            rows: dict[int, Any] = {}
+            for index in indices:
+                rows.update(self._encode_group({index: inputs[index]}, role, errors))
+            return rows
+        if len(vectors) != len(indices):  # a model that dropped inputs must never pass silently
+            raise RuntimeError(f"the model returned {len(vectors)} embeddings for {len(indices)} inputs")
+        return dict(zip(indices, vectors))
 
     def _hints(self) -> dict[str, str]:
         if is_supported("image", self.modalities):
@@ -245,22 +289,27 @@ class Embedder:
         vectors = np.asarray(vectors)
         return vectors.astype(np.float32, copy=False) if settings.precision == "float32" else vectors
 
-    def _embed_videos_as_frames(self, videos: list[Video], indices: list[int], role: str) -> list[np.ndarray]:
+    def _embed_videos_as_frames(
+        self, videos: list[Video], indices: list[int], role: str, errors: dict[int, Exception] | None = None
+    ) -> dict[int, np.ndarray]:
         settings = self.encode_settings
-        frame_lists = []
+        frame_lists: dict[int, list[Any]] = {}
         for video, index in zip(videos, indices):
             try:
-                frame_lists.append(sample_video_frames(video, settings.video_frames, settings.allow_fetch))
+                frame_lists[index] = sample_video_frames(video, settings.video_frames, settings.allow_fetch)
             except MediaError as exc:
-                raise item_error(MediaError, "item", index, str(exc)) from None
-        flat = [frame for frames in frame_lists for frame in frames]
-        vectors = self._encode(flat, role).astype(np.float32)
-        out, start = [], 0
+                error = item_error(MediaError, "item", index, str(exc))
+                if errors is None:
+                    raise error from None
+                errors[index] = error
+        flat = [frame for frames in frame_lists.values() for frame in frames]
+        vectors = self._encode(flat, role).astype(np.float32) if flat else np.empty((0, 0), dtype=np.float32)
+        out, start = {}, 0
         normalize = self.normalizes
-        for frames in frame_lists:
+        for index, frames in frame_lists.items():
             mean = vectors[start : start + len(frames)].mean(axis=0)
             start += len(frames)
             if normalize:
                 mean = mean / max(np.linalg.norm(mean), 1e-12)
-            out.append(mean.astype(np.float32))
+            out[index] = mean.astype(np.float32)
         return out

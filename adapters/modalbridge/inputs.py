@@ -164,10 +164,16 @@ class Preparer:
         return value
 
     def many(
-        self, items: Sequence[Any], in_pair: bool = False, label: str = "item", indices: Sequence[int] | None = None
-    ) -> list[Any]:
+        self,
+        items: Sequence[Any],
+        in_pair: bool = False,
+        label: str = "item",
+        indices: Sequence[int] | None = None,
+        errors: dict[int, Exception] | None = None,
+    ) -> Any:
         """Decode in parallel; a failure names the item (by its index in ``indices``, the caller's
-        numbering) and the source."""
+        numbering) and the source. Returns the inputs as a list; or, when ``errors`` is given, as a dict
+        index -> input for the items that decoded, with each failure recorded in ``errors``."""
         indices = list(range(len(items))) if indices is None else list(indices)
 
         def prepare(indexed: tuple[int, Any]) -> Any:
@@ -175,6 +181,18 @@ class Preparer:
             try:
                 return self.one(item, in_pair)
             except MediaError as exc:
-                raise item_error(MediaError, label, index, str(exc)) from None
+                error = item_error(MediaError, label, index, str(exc))
+                if errors is None:
+                    raise error from None
+                return error
 
-        return map_parallel(prepare, list(zip(indices, items)), self.max_workers)
+        prepared = map_parallel(prepare, list(zip(indices, items)), self.max_workers)
+        if errors is None:
+            return prepared
+        decoded = {}
+        for index, value in zip(indices, prepared):
+            if isinstance(value, MediaError):
+                errors[index] = value
+            else:
+                decoded[index] = value
+        return decoded
