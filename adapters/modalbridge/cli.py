@@ -1,0 +1,239 @@
+"""The ``modalbridge`` command: index files into Chroma, search them, run the offline demo.
+
+::
+
+    modalbridge index ~/Pictures ~/Music notes/           # embedded Chroma in ./modalbridge-db
+    modalbridge search "a dog on a beach" -k 10 --html results.html
+    modalbridge search --image query.jpg --reranker Qwen/Qwen3-VL-Reranker-2B --top-n 5
+    modalbridge demo --out demo/
+
+Exit codes: 0 success; 1 ``index`` stored everything it could but some files failed (listed);
+2 usage errors and errors that stop the command (a model that cannot be loaded, a missing index, an
+unreachable server, an unreadable query file) — the message is printed, without a traceback.
+The logic lives in :mod:`modalbridge.indexing`, :mod:`modalbridge.report` and
+:mod:`modalbridge.demo.showcase`; this module only parses arguments and prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+PROG = "modalbridge"
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from modalbridge import __version__
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Index images, sounds, videos and text files into Chroma and search them across "
+        "modalities with sentence-transformers models.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    store = argparse.ArgumentParser(add_help=False)
+    group = store.add_argument_group("where the index lives")
+    group.add_argument("--db", default="modalbridge-db", metavar="PATH",
+                       help="folder of the embedded Chroma database (default: ./modalbridge-db)")
+    group.add_argument("--host", help="use a Chroma server at this host instead of --db")
+    group.add_argument("--port", type=int, help="the Chroma server's port (default: 8000)")
+    group.add_argument("--collection", default="modalbridge", metavar="NAME",
+                       help="collection name (default: modalbridge; the audio model's is NAME-audio)")
+
+    models = argparse.ArgumentParser(add_help=False)
+    group = models.add_argument_group("models (hub names or local folders)")
+    group.add_argument("--model", metavar="MODEL",
+                       help="embedding model (default: the collection's own model, else the demo text+image model)")
+    group.add_argument("--audio-model", metavar="MODEL",
+                       help="embedding model for audio when --model takes none (default: the collection's own, "
+                       "else the demo text+audio model when --model is not given)")
+    group.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps, or auto (default)")
+    group.add_argument("--trust-remote-code", action="store_true",
+                       help="allow models that ship their own code (only for models you trust)")
+
+    index = commands.add_parser(
+        "index", parents=[store, models], help="embed files and folders into the index",
+        description="Embed images, audio, video and .txt/.md files (folders recursively) and upsert them into "
+        "Chroma. Ids are absolute paths: indexing again updates changed files and skips unchanged ones.",
+    )
+    index.add_argument("paths", nargs="+", metavar="PATH", help="files and folders")
+    index.add_argument("--batch-size", type=_positive, default=32, help="files per embedding batch (default: 32)")
+    index.add_argument("--video-frames", type=_positive, default=None, metavar="N",
+                       help="embed videos as the mean of N frames when the model takes images only (default: 8)")
+    index.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    index.set_defaults(func=_index)
+
+    search = commands.add_parser(
+        "search", parents=[store, models], help="search the index with a text, image, audio or video query",
+        description="Retrieve the nearest files to a query, optionally rerank them, print a table and write an "
+        "HTML page.",
+    )
+    search.add_argument("query", nargs="?", help="a text query (always text, never read as a file)")
+    kind = search.add_mutually_exclusive_group()
+    kind.add_argument("--image", metavar="FILE", help="search with an image file")
+    kind.add_argument("--audio", metavar="FILE", help="search with an audio file")
+    kind.add_argument("--video", metavar="FILE", help="search with a video file")
+    search.add_argument("-k", type=_positive, default=10, help="candidates to retrieve (default: 10)")
+    search.add_argument("--modality", choices=("text", "image", "audio", "video"),
+                        help="only return files of this kind")
+    search.add_argument("--reranker", metavar="MODEL",
+                        help="rerank the candidates with this cross-encoder ('demo': the demo reranker)")
+    search.add_argument("--top-n", type=_positive, metavar="N", help="keep the best N after reranking (default: all)")
+    search.add_argument("--html", metavar="FILE", help="also write a self-contained results page")
+    search.set_defaults(func=_search)
+
+    demo = commands.add_parser(
+        "demo", help="offline end-to-end demo: make media, index, search, rerank, write a page",
+        description="Generate pictures, sounds and videos of shapes, index them into an embedded Chroma under DIR, "
+        "run text->image, image->image, text->audio, text->video and retrieve-and-rerank queries, and write "
+        "DIR/results.html. Runs offline with the small demo models.",
+    )
+    demo.add_argument("--out", default="modalbridge-output", metavar="DIR", help="output folder (default: ./modalbridge-output)")
+    demo.add_argument("--model", metavar="MODEL", help="text+image embedder (default: the demo model)")
+    demo.add_argument("--audio-model", metavar="MODEL", help="text+audio embedder (default: the demo model)")
+    demo.add_argument("--reranker", metavar="MODEL", help="(text, image) reranker (default: the demo model)")
+    demo.add_argument("--device", default="auto", help="cpu, cuda, mps, or auto (default)")
+    demo.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "search" and (args.query is None) == all(v is None for v in (args.image, args.audio, args.video)):
+        parser.error("search: give a text QUERY or one of --image/--audio/--video (not both)")
+    if args.command in ("index", "search") and args.port is not None and args.host is None:
+        args.host = "localhost"
+    _quiet_libraries()
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - expected failures become a message and exit code 2
+        if not _is_expected(exc):
+            raise
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _is_expected(exc: Exception) -> bool:
+    from modalbridge.indexing import MediaIndexError
+    from modalbridge.loading import ModelLoadError
+    from modalbridge.media import MediaError
+
+    if isinstance(exc, (ModelLoadError, MediaIndexError, MediaError, PermissionError)):
+        return True
+    return type(exc).__module__.startswith("chromadb")  # e.g. an invalid collection name
+
+
+def _quiet_libraries() -> None:
+    """No model-loading progress bars or library warnings in the command's output."""
+    import logging
+    import warnings
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"transformers\.")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _client(args, create: bool):
+    from modalbridge.indexing import open_client
+
+    return open_client(args.db, args.host, args.port, create=create)
+
+
+def _where(args) -> str:
+    return f"http://{args.host}:{args.port or 8000}" if args.host else os.path.abspath(args.db)
+
+
+def _index(args) -> int:
+    from modalbridge.indexing import MediaIndex
+
+    index = MediaIndex(
+        _client(args, create=True),
+        args.collection,
+        model=args.model,
+        audio_model=args.audio_model,
+        device=args.device,
+        batch_size=args.batch_size,
+        video_frames=args.video_frames,
+        trust_remote_code=args.trust_remote_code,
+        progress=not args.quiet,
+    )
+    exclude = [] if args.host else [args.db]
+    report = index.index(args.paths, exclude=exclude)
+    print(f"indexed into {args.collection!r} at {_where(args)}: {report.summary()}")
+    return 0 if report.ok else 1
+
+
+def _search(args) -> int:
+    from modalbridge import Reranker
+    from modalbridge.indexing import MediaIndex, default_reranker, format_hits, query_item
+
+    query = query_item(args.query, image=args.image, audio=args.audio, video=args.video)
+    index = MediaIndex(
+        _client(args, create=False),
+        args.collection,
+        model=args.model,
+        audio_model=args.audio_model,
+        device=args.device,
+        trust_remote_code=args.trust_remote_code,
+        use_demo_models=False,
+    )
+    reranker = None
+    if args.reranker:
+        name = default_reranker() if args.reranker == "demo" and not os.path.isdir("demo") else args.reranker
+        reranker = Reranker(name, device=args.device, trust_remote_code=args.trust_remote_code)
+    result = index.search(query, k=args.k, modality=args.modality, reranker=reranker, top_n=args.top_n)
+    print(format_hits(result))
+    if args.html:
+        from modalbridge.report import PageSection, write_results_page
+
+        title = result.query if isinstance(result.query, str) else f"{result.query_modality} query: {os.path.basename(result.query.source)}"
+        path = write_results_page(
+            args.html,
+            [PageSection(title, result)],
+            subtitle=f"collection {args.collection!r} at {_where(args)}"
+            + (f"; reranked by {reranker.load_settings.model_name_or_path}" if reranker else ""),
+        )
+        print(f"results page: {path}")
+    return 0
+
+
+def _demo(args) -> int:
+    from modalbridge.demo.showcase import run_demo
+
+    run_demo(
+        args.out,
+        model=args.model,
+        audio_model=args.audio_model,
+        reranker=args.reranker,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,801 @@
+"""Index folders of images, sounds, videos and text files into Chroma, and search them.
+
+This is what the ``modalbridge`` command runs, usable from Python too::
+
+    from modalbridge.indexing import MediaIndex, open_client
+
+    index = MediaIndex(open_client("modalbridge-db"), "photos", model="sentence-transformers/clip-ViT-B-32")
+    report = index.index(["~/Pictures", "notes.md"])
+    print(report.summary())
+    result = index.search("a dog on a beach", k=10)
+    print(format_hits(result))
+
+How files become records:
+
+* Files are found by extension (:func:`modalbridge.media.modality_from_extension`; ``.txt`` and
+  ``.md`` are text documents, read as UTF-8). Hidden files and folders are skipped inside folders.
+* A record's id and URI are the file's absolute (symlink-resolved) path, so indexing again updates
+  instead of duplicating. Its metadata is ``{path, modality, size, mtime_ns, sha256}``: a file whose
+  size and mtime are unchanged is skipped without reading it; one whose content hash is unchanged is
+  skipped too (only its mtime is updated).
+* Embedding runs through the core :class:`~modalbridge.Embedder`, in batches of one modality. A file
+  that cannot be read fails alone: the core names the failing item, it is set aside with its reason,
+  and the rest of the batch is embedded.
+* One model rarely takes every modality. Each index is a set of Chroma collections, one per model:
+  ``NAME`` for the main model (``--model``; videos as the mean of sampled frames when it only takes
+  images), and ``NAME-audio`` for an audio model (``--audio-model``) when the main model takes no
+  audio. Each collection stores its model's settings (via
+  :class:`~modalbridge.chroma.MultimodalEmbeddingFunction`), so searching needs no ``--model``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from modalbridge.embedder import Embedder
+from modalbridge.inputs import is_supported
+from modalbridge.items import modality_of
+from modalbridge.loading import ModelLoadError
+from modalbridge.media import MediaError, modality_from_extension, tag_uri
+from modalbridge.reranker import Reranker
+
+__all__ = [
+    "AUDIO_SUFFIX",
+    "DEFAULT_COLLECTION",
+    "DEFAULT_DB",
+    "TEXT_EXTENSIONS",
+    "Hit",
+    "MediaIndexError",
+    "IndexReport",
+    "MediaIndex",
+    "SearchResult",
+    "collect_files",
+    "file_modality",
+    "format_hits",
+    "open_client",
+    "query_item",
+]
+
+DEFAULT_DB = "modalbridge-db"
+DEFAULT_COLLECTION = "modalbridge"
+AUDIO_SUFFIX = "-audio"
+"""The audio model's collection is named ``<collection>-audio``."""
+TEXT_EXTENSIONS = (".txt", ".md")
+DEFAULT_VIDEO_FRAMES = 8
+_ID_CHUNK = 500  # ids per collection.get(...) call
+
+
+class MediaIndexError(Exception):
+    """A problem with the index itself (not with one file): no such collection, a model that does not
+    match the one a collection was built with, no model for a query's modality, an unreachable server.
+    The message says what to do."""
+
+
+# -- files -----------------------------------------------------------------------------------------------
+
+
+def file_modality(path: str) -> str | None:
+    """``"image"``, ``"audio"``, ``"video"`` (by the core's extension lists), ``"text"`` for ``.txt`` /
+    ``.md``, or ``None`` for any other file."""
+    if path.lower().endswith(TEXT_EXTENSIONS):
+        return "text"
+    return modality_from_extension(path)
+
+
+def file_id(path: str | os.PathLike) -> str:
+    """A file's record id (and URI): its absolute path with symlinks resolved."""
+    return str(Path(path).expanduser().resolve())
+
+
+@dataclass
+class FileSet:
+    files: list[tuple[str, str]] = field(default_factory=list)
+    """(absolute path, modality), sorted, without duplicates."""
+    missing: list[tuple[str, str]] = field(default_factory=list)
+    """(path, reason) for arguments that do not exist."""
+    unsupported: list[tuple[str, str]] = field(default_factory=list)
+    """(path, reason) for files named explicitly whose type is unknown."""
+    ignored: int = 0
+    """Files of other types found inside folders."""
+
+
+def collect_files(paths: Iterable[str | os.PathLike], exclude: Iterable[str | os.PathLike] = ()) -> FileSet:
+    """The files to index under ``paths`` (files and folders, recursively; hidden entries inside folders
+    and everything under ``exclude`` — e.g. the database folder — are skipped)."""
+    excluded = {file_id(p) for p in exclude}
+    found: dict[str, str] = {}
+    result = FileSet()
+    for raw in paths:
+        path = Path(os.fspath(raw)).expanduser()
+        if path.is_file():
+            absolute = file_id(path)
+            modality = file_modality(absolute)
+            if modality is None:
+                result.unsupported.append(
+                    (absolute, "not an image, audio, video or text (.txt/.md) file, judging by its extension")
+                )
+            else:
+                found[absolute] = modality
+            continue
+        if not path.is_dir():
+            result.missing.append((str(path), "no such file or directory"))
+            continue
+        for root, dirs, names in os.walk(file_id(path)):
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and os.path.join(root, d) not in excluded)
+            for name in sorted(names):
+                if name.startswith("."):
+                    continue
+                absolute = os.path.join(root, name)
+                modality = file_modality(absolute)
+                if modality is None:
+                    result.ignored += 1
+                else:
+                    found[absolute] = modality
+    result.files = sorted(found.items())
+    return result
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def query_item(text: str | None = None, *, image: str | None = None, audio: str | None = None, video: str | None = None) -> Any:
+    """The core item for one query: ``text`` as text (never read as a path), or a tagged media file."""
+    given = [(m, v) for m, v in (("text", text), ("image", image), ("audio", audio), ("video", video)) if v is not None]
+    if len(given) != 1:
+        raise ValueError("give exactly one query: a text, an image, an audio file or a video file")
+    modality, value = given[0]
+    if modality == "text":
+        return value
+    path = os.path.expanduser(os.fspath(value))
+    if not os.path.isfile(path):
+        raise MediaError(f"{path}: no such file")
+    return tag_uri(path, modality)
+
+
+# -- Chroma ------------------------------------------------------------------------------------------------
+
+
+def open_client(db: str | os.PathLike | None = DEFAULT_DB, host: str | None = None, port: int | None = None, *, create: bool = True):
+    """An embedded ``chromadb.PersistentClient`` at ``db``, or an ``HttpClient`` for a Chroma server when
+    ``host`` or ``port`` is given. With ``create=False`` a missing ``db`` folder is an error instead of
+    a new, empty database."""
+    import chromadb
+
+    settings = chromadb.Settings(anonymized_telemetry=False)
+    if host is not None or port is not None:
+        host, port = host or "localhost", int(port or 8000)
+        try:
+            return chromadb.HttpClient(host=host, port=port, settings=settings)
+        except Exception as exc:
+            raise MediaIndexError(f"cannot reach a Chroma server at http://{host}:{port} ({exc})") from None
+    db = os.path.expanduser(os.fspath(db or DEFAULT_DB))
+    if not create and not os.path.isdir(db):
+        raise MediaIndexError(f"no index at {db!r}: run `modalbridge index PATH...` first (or pass --db)")
+    return chromadb.PersistentClient(path=db, settings=settings)
+
+
+def _get_collection(client, name: str):
+    from chromadb.errors import NotFoundError
+
+    try:
+        return client.get_collection(name)
+    except NotFoundError:
+        return None
+    except ValueError as exc:  # older chromadb: "Collection x does not exist."
+        if "does not exist" in str(exc):
+            return None
+        raise
+
+
+def _stored_function(collection):
+    """The MultimodalEmbeddingFunction a collection was created with."""
+    from modalbridge.chroma import MultimodalEmbeddingFunction
+
+    function = (collection.configuration or {}).get("embedding_function")
+    if not isinstance(function, MultimodalEmbeddingFunction):
+        found = "none" if function is None else type(function).__name__
+        raise MediaIndexError(
+            f"collection {collection.name!r} was not created by modalbridge (its embedding function: {found}); "
+            "pick another --collection"
+        )
+    return function
+
+
+def _space(collection) -> str:
+    configuration = collection.configuration or {}
+    for key in ("hnsw", "spann"):
+        section = configuration.get(key)
+        if section and section.get("space"):
+            return section["space"]
+    return "l2"
+
+
+def _score(distance: float, space: str) -> float:
+    """Higher is better: the similarity for cosine (1 - d) and ip (1 - d = dot), -d for l2."""
+    return float(1.0 - distance) if space in ("cosine", "ip") else float(-distance)
+
+
+# -- the index ---------------------------------------------------------------------------------------------
+
+
+def default_models() -> tuple[str, str]:
+    """The demo models (a text+image embedder and a text+audio embedder), used when no model is given."""
+    try:
+        from modalbridge.demo import demo_audio_embedder_path, demo_embedder_path
+    except ImportError as exc:
+        raise MediaIndexError(f"no --model given and the demo models are not available ({exc}); pass --model") from None
+    return str(demo_embedder_path()), str(demo_audio_embedder_path())
+
+
+def default_reranker() -> str:
+    """The demo (text, image) reranker."""
+    try:
+        from modalbridge.demo import demo_reranker_path
+    except ImportError as exc:
+        raise MediaIndexError(f"the demo reranker is not available ({exc}); pass a --reranker model") from None
+    return str(demo_reranker_path())
+
+
+@dataclass
+class Route:
+    """One collection and the embedder whose vectors it holds."""
+
+    name: str
+    embedder: Embedder
+    collection: Any = None
+    """The Chroma collection, or ``None`` until something is stored in it."""
+
+    @property
+    def model(self) -> str:
+        return self.embedder.load_settings.model_name_or_path
+
+    def supports(self, modality: str) -> bool:
+        return self.embedder.supports(modality)
+
+
+@dataclass
+class IndexReport:
+    """What :meth:`MediaIndex.index` did, file by file."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    """(path, reason): files that could not be read or embedded (nothing stored for them)."""
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    """(path, reason): files no model of this index takes, or of an unknown type."""
+    ignored: int = 0
+    """Files of other types inside the folders (not counted anywhere else)."""
+    collections: dict[str, int] = field(default_factory=dict)
+    """Collection name -> number of records after indexing."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> str:
+        counts = (
+            f"{len(self.added)} added, {len(self.updated)} updated, {len(self.unchanged)} unchanged, "
+            f"{len(self.failed)} failed"
+        )
+        if self.skipped:
+            counts += f", {len(self.skipped)} skipped"
+        lines = [counts]
+        if self.ignored:
+            lines.append(f"({self.ignored} other files in those folders are not images, audio, video or text)")
+        if self.collections:
+            lines.append("collections: " + ", ".join(f"{name} ({count} records)" for name, count in self.collections.items()))
+        for title, problems in (("skipped", self.skipped), ("failed", self.failed)):
+            if problems:
+                lines.append(f"{title}:")
+                lines.extend(f"  {path}: {reason}" for path, reason in problems)
+        return "\n".join(lines)
+
+
+@dataclass
+class Hit:
+    """One search result."""
+
+    rank: int
+    score: float
+    """Reranker score when reranked, else the retrieval similarity (higher is better)."""
+    modality: str
+    path: str
+    id: str
+    collection: str
+    distance: float
+    retrieval_rank: int
+    retrieval_score: float
+    document: str | None = None
+    """The text of a text file."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SearchResult:
+    query: Any
+    """The core item searched for (a str for text, a tagged Image/Audio/Video)."""
+    hits: list[Hit]
+    reranked: bool = False
+    notes: list[str] = field(default_factory=list)
+    """Things worth telling the reader (candidates the reranker could not score, ...)."""
+
+    @property
+    def query_modality(self) -> str:
+        return modality_of(self.query)
+
+
+_ITEM_ERROR = re.compile(r"^(?:item|document) (\d+): ")
+
+
+class MediaIndex:
+    """A searchable index of files in Chroma: one collection per embedding model (see the module doc).
+
+    Args:
+        client: a chromadb client (:func:`open_client`).
+        name: the collection name (the audio model's collection is ``name + "-audio"``).
+        model, audio_model: hub names or local folders. ``None``: the model an existing collection was
+            built with, else (when ``use_demo_models``) the demo models. A model that differs from an
+            existing collection's is an error (its vectors would not be comparable).
+        device, batch_size, video_frames, trust_remote_code: embedder settings (``video_frames``: embed
+            videos as the mean of this many frames when the main model takes images but no video).
+        use_demo_models: fall back to the demo models when no model is given and no collection exists
+            (the audio demo model only when ``model`` is not given either).
+        progress: show tqdm progress bars on stderr while embedding.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        name: str = DEFAULT_COLLECTION,
+        *,
+        model: str | None = None,
+        audio_model: str | None = None,
+        device: str = "auto",
+        batch_size: int = 32,
+        video_frames: int | None = None,
+        trust_remote_code: bool = False,
+        use_demo_models: bool = True,
+        progress: bool = False,
+    ) -> None:
+        import modalbridge.chroma  # noqa: F401  (registers the embedding function Chroma stores)
+
+        if trust_remote_code:
+            from modalbridge.chroma import allow_remote_code
+
+            allow_remote_code()
+        self.client = client
+        self.name = name
+        self.batch_size = batch_size
+        self.progress = progress
+        main_collection = _get_collection(client, name)
+        audio_collection = _get_collection(client, name + AUDIO_SUFFIX)
+        if main_collection is None and audio_collection is None and not use_demo_models and model is None:
+            raise MediaIndexError(
+                f"no collection {name!r} in this database: index some files first (modalbridge index PATH...), "
+                "or check --db / --host / --collection"
+            )
+
+        default_main = default_audio = None
+        if use_demo_models and model is None:
+            try:
+                demo_main, demo_audio = default_models()
+            except MediaIndexError:
+                if main_collection is None:
+                    raise
+            else:  # a fresh index, or one built with the demo model: the demo models are the defaults
+                stored_main = _stored_function(main_collection).get_config() if main_collection is not None else None
+                if stored_main is None or file_id(stored_main["model_name_or_path"]) == file_id(demo_main):
+                    default_main, default_audio = demo_main, demo_audio
+
+        settings = dict(device=device, batch_size=batch_size)
+        explicit = {"trust_remote_code": True} if trust_remote_code else {}
+        main_explicit = dict(explicit, **({"video_frames": video_frames} if video_frames is not None else {}))
+        self.main = self._route(
+            name, main_collection, model or default_main,
+            dict(settings, trust_remote_code=trust_remote_code, video_frames=video_frames or DEFAULT_VIDEO_FRAMES),
+            main_explicit,
+        )
+        self.audio = self._route(
+            name + AUDIO_SUFFIX, audio_collection, audio_model or default_audio,
+            dict(settings, trust_remote_code=trust_remote_code), explicit,
+        )
+        if not self.routes:
+            raise MediaIndexError(f"no collection {name!r} in this database and no --model given")
+
+    def _route(
+        self, name: str, collection: Any, model: str | None, settings: dict[str, Any], explicit: dict[str, Any]
+    ) -> Route | None:
+        """The route of one collection: a new one for ``model``, or the existing collection with the
+        model it was built with (``model``, if given, and ``explicit`` settings must match it)."""
+        if collection is None:
+            return None if model is None else Route(name, Embedder(model, **settings))
+        function = _stored_function(collection)
+        stored = function.get_config()
+        # device and batch size follow this run; everything that changes vectors must match the stored.
+        current = {**stored, "device": settings["device"], "batch_size": settings["batch_size"]}
+        requested = {**current, **explicit}
+        if model is not None:
+            requested["model_name_or_path"] = model
+        try:
+            function.validate_config_update(stored, requested)
+        except ValueError as exc:
+            raise MediaIndexError(
+                f"collection {name!r} holds vectors of model {stored['model_name_or_path']!r}: {exc} "
+                "(with the modalbridge command: use another --collection or --db, or leave out --model)"
+            ) from None
+        return Route(name, Embedder.from_config(current), collection)
+
+    @property
+    def routes(self) -> list[Route]:
+        return [r for r in (self.main, self.audio) if r is not None]
+
+    def route_for(self, modality: str) -> Route | None:
+        """The collection a file of this modality goes to: the main model's if it takes it, else the
+        audio model's (loads the models it asks)."""
+        for route in self.routes:
+            if route.supports(modality):
+                return route
+        return None
+
+    def _create(self, route: Route) -> Any:
+        if route.collection is None:
+            from modalbridge.chroma import MultimodalEmbeddingFunction
+
+            function = MultimodalEmbeddingFunction.from_embedder(route.embedder)  # stored with the collection
+            route.collection = self.client.get_or_create_collection(route.name, embedding_function=function)
+        return route.collection
+
+    # -- indexing ------------------------------------------------------------------------------------
+
+    def index(self, paths: Sequence[str | os.PathLike], exclude: Sequence[str | os.PathLike] = ()) -> IndexReport:
+        """Embed and upsert the files under ``paths`` (see the module doc); never raises for one bad
+        file: it is in ``report.failed`` with its reason."""
+        report = IndexReport()
+        found = collect_files(paths, exclude)
+        report.failed.extend(found.missing)
+        report.skipped.extend(found.unsupported)
+        report.ignored = found.ignored
+
+        by_route: dict[str, list[tuple[str, str]]] = {}
+        routes: dict[str, Route] = {}
+        supported: dict[str, Route | None] = {}
+        for path, modality in found.files:
+            if modality not in supported:
+                supported[modality] = self.route_for(modality)
+            route = supported[modality]
+            if route is None:
+                report.skipped.append((path, self._unsupported_reason(modality)))
+                continue
+            routes[route.name] = route
+            by_route.setdefault(route.name, []).append((path, modality))
+
+        for name, files in by_route.items():
+            self._index_route(routes[name], files, report)
+        for route in self.routes:
+            if route.collection is not None:
+                report.collections[route.name] = route.collection.count()
+        report.failed.sort()
+        return report
+
+    def _unsupported_reason(self, modality: str) -> str:
+        models = "; ".join(f"{r.model!r} takes {', '.join(_modalities(r.embedder))}" for r in self.routes)
+        hint = " (pass --audio-model, e.g. a CLAP model)" if modality == "audio" else ""
+        return f"no model of this index takes {modality}: {models}{hint}"
+
+    def _index_route(self, route: Route, files: list[tuple[str, str]], report: IndexReport) -> None:
+        collection = self._create(route)
+        stored: dict[str, dict[str, Any]] = {}
+        ids = [path for path, _ in files]
+        for start in range(0, len(ids), _ID_CHUNK):
+            got = collection.get(ids=ids[start : start + _ID_CHUNK], include=["metadatas"])
+            stored.update({i: (m or {}) for i, m in zip(got["ids"], got["metadatas"])})
+
+        todo: list[tuple[str, str, dict[str, Any]]] = []
+        touched_ids, touched_meta = [], []
+        for path, modality in files:
+            try:
+                st = os.stat(path)
+                meta = {"path": path, "modality": modality, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+                old = stored.get(path)
+                if old and old.get("size") == st.st_size and old.get("mtime_ns") == st.st_mtime_ns and old.get("modality") == modality:
+                    report.unchanged.append(path)
+                    continue
+                meta["sha256"] = sha256_of(path)
+            except OSError as exc:
+                report.failed.append((path, f"cannot read the file ({exc.strerror or exc})"))
+                continue
+            if old and old.get("sha256") == meta["sha256"] and old.get("modality") == modality:
+                report.unchanged.append(path)  # same content, new mtime: remember the mtime only
+                touched_ids.append(path)
+                touched_meta.append(meta)
+                continue
+            todo.append((path, modality, meta))
+        if touched_ids:
+            collection.update(ids=touched_ids, metadatas=touched_meta)
+        if not todo:
+            return
+
+        route.embedder.model  # load once, up front: a model error is not a file's error  # noqa: B018
+        by_modality: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
+        for entry in sorted(todo):
+            by_modality.setdefault(entry[1], []).append(entry)
+        bar = _progress(len(todo), f"embedding into {route.name}", self.progress)
+        try:
+            for group in by_modality.values():  # batches of one modality
+                for start in range(0, len(group), self.batch_size):
+                    batch = group[start : start + self.batch_size]
+                    self._index_batch(route, collection, batch, stored, report)
+                    bar.update(len(batch))
+        finally:
+            bar.close()
+
+    def _index_batch(self, route, collection, batch, stored, report: IndexReport) -> None:
+        items: list[Any] = []
+        kept: list[tuple[str, str, dict[str, Any]]] = []
+        failed: list[tuple[str, str]] = []
+        for path, modality, meta in batch:
+            try:
+                items.append(_file_item(path, modality))
+                kept.append((path, modality, meta))
+            except (OSError, ValueError) as exc:
+                failed.append((path, str(exc)))
+        vectors, errors = embed_each_or_fail(route.embedder, items)
+        for position, reason in errors.items():
+            failed.append((kept[position][0], _strip_path(reason, kept[position][0])))
+        good = [j for j in range(len(kept)) if j not in errors]
+        if good:
+            records = [kept[j] for j in good]
+            collection.upsert(
+                ids=[path for path, _, _ in records],
+                embeddings=np.stack([vectors[j] for j in good]),
+                uris=[path for path, _, _ in records],
+                documents=[items[j] if kept[j][1] == "text" else None for j in good],
+                metadatas=[meta for _, _, meta in records],
+            )
+            for path, _, _ in records:
+                (report.updated if path in stored else report.added).append(path)
+        stale = [path for path, _ in failed if path in stored]
+        if stale:  # the file changed and can no longer be read: its old vector no longer describes it
+            collection.delete(ids=stale)
+        for path, reason in failed:
+            report.failed.append((path, reason + (" (its previous entry was removed)" if path in stale else "")))
+
+    # -- searching -----------------------------------------------------------------------------------
+
+    def search(
+        self,
+        query: Any,
+        *,
+        k: int = 10,
+        modality: str | None = None,
+        reranker: Reranker | None = None,
+        top_n: int | None = None,
+    ) -> SearchResult:
+        """The ``k`` nearest records to ``query`` (a str is text; tag files as Image/Audio/Video, see
+        :func:`query_item`) across this index's collections, merged by similarity; only records of
+        ``modality`` when given. With a ``reranker``, the candidates it can score are reranked
+        (best ``top_n``) with :func:`modalbridge.chroma.rerank_query_result`."""
+        query_modality = modality_of(query)
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        notes: list[str] = []
+        hits: list[Hit] = []
+        usable = [
+            r for r in self.routes
+            if r.collection is not None and r.supports(query_modality) and (modality is None or r.supports(modality))
+        ]
+        if not usable:
+            have = "; ".join(
+                f"{r.name!r} ({r.model!r}, takes {', '.join(_modalities(r.embedder))})" for r in self.routes if r.collection is not None
+            ) or "none"
+            wanted = f"a {query_modality} query" + (f" over {modality} records" if modality else "")
+            raise MediaIndexError(f"no collection of this index can take {wanted}; collections: {have}")
+        for route in usable:
+            count = route.collection.count()
+            if count == 0:
+                continue
+            vector = route.embedder.embed_query(query)
+            result = route.collection.query(
+                query_embeddings=[np.asarray(vector, dtype=np.float32)],
+                n_results=min(k, count),
+                where={"modality": modality} if modality else None,
+                include=["metadatas", "documents", "uris", "distances"],
+            )
+            space = _space(route.collection)
+            for j, record_id in enumerate(result["ids"][0]):
+                meta = result["metadatas"][0][j] or {}
+                distance = float(result["distances"][0][j])
+                hits.append(
+                    Hit(
+                        rank=0,
+                        score=_score(distance, space),
+                        modality=str(meta.get("modality", "")),
+                        path=str(meta.get("path") or result["uris"][0][j] or record_id),
+                        id=record_id,
+                        collection=route.name,
+                        distance=distance,
+                        retrieval_rank=0,
+                        retrieval_score=_score(distance, space),
+                        document=result["documents"][0][j],
+                        metadata=dict(meta),
+                    )
+                )
+        if len(usable) > 1:
+            notes.append(
+                "results of " + " and ".join(repr(r.name) for r in usable)
+                + " are merged by similarity, which different models scale differently; use --modality to pick one kind"
+            )
+        hits.sort(key=lambda h: -h.score)
+        hits = hits[:k]
+        for rank, hit in enumerate(hits, 1):
+            hit.rank = hit.retrieval_rank = rank
+        if reranker is None:
+            return SearchResult(query, hits, notes=notes)
+        return self._rerank(query, hits, reranker, top_n, notes)
+
+    def _rerank(self, query, hits: list[Hit], reranker: Reranker, top_n: int | None, notes: list[str]) -> SearchResult:
+        from modalbridge.chroma import rerank_query_result
+
+        modalities = reranker.modalities
+        takes = ", ".join(m for m in ("text", "image", "audio", "video") if is_supported(m, modalities))
+        if not is_supported(modality_of(query), modalities):
+            raise MediaIndexError(
+                f"the reranker {reranker.load_settings.model_name_or_path!r} cannot take a {modality_of(query)} "
+                f"query (it takes {takes})"
+            )
+        scorable = [h for h in hits if is_supported(h.modality, modalities)]
+        left_out = [h for h in hits if h not in scorable]
+        if left_out:
+            kinds = sorted({h.modality for h in left_out})
+            notes.append(
+                f"{len(left_out)} {'/'.join(kinds)} candidate(s) not reranked and not shown: the reranker takes "
+                f"{takes} (use --modality to choose)"
+            )
+        if not scorable:
+            return SearchResult(query, [], reranked=True, notes=notes)
+        result = {
+            "ids": [[h.id for h in scorable]],
+            "uris": [[None if h.modality == "text" else h.path for h in scorable]],
+            "documents": [[h.document for h in scorable]],
+            "distances": [[h.distance for h in scorable]],
+        }
+        ranked = rerank_query_result(result, query, reranker, top_n=top_n, source="auto")
+        reranked = []
+        for rank, (position, score) in enumerate(zip(ranked.positions, ranked.scores), 1):
+            hit = scorable[position]
+            hit.rank, hit.score = rank, float(score)
+            reranked.append(hit)
+        return SearchResult(query, reranked, reranked=True, notes=notes)
+
+
+# -- helpers -------------------------------------------------------------------------------------------
+
+
+def _modalities(embedder: Embedder) -> list[str]:
+    names = [m for m in ("text", "image", "audio", "video") if embedder.supports(m)]
+    if "video" in names and not is_supported("video", embedder.modalities):
+        names[names.index("video")] = f"video (as {embedder.encode_settings.video_frames} frames)"
+    return names
+
+
+def _file_item(path: str, modality: str) -> Any:
+    """The core item for one file: a text file's content (UTF-8), else the path tagged by modality."""
+    if modality != "text":
+        return tag_uri(path, modality)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if not text.strip():
+        raise ValueError("the text file is empty")
+    return text
+
+
+def _strip_path(reason: str, path: str) -> str:
+    """``"/x.jpg: cannot decode image (...)"`` -> ``"cannot decode image (...)"`` (the path is shown anyway)."""
+    for prefix in (f"Image({path}): ", f"Audio({path}): ", f"Video({path}): ", f"{path}: "):
+        if reason.startswith(prefix):
+            return reason[len(prefix):]
+    return reason
+
+
+def _item_failure(exc: Exception) -> tuple[int, str] | None:
+    """(index, reason) of a core error about one input (``item_error``: ``"item 3: <reason>"``)."""
+    index, reason = getattr(exc, "item_index", None), getattr(exc, "item_reason", None)
+    if isinstance(index, int) and isinstance(reason, str) and getattr(exc, "item_label", None) in ("item", "document"):
+        return index, reason
+    match = _ITEM_ERROR.match(str(exc))
+    return (int(match.group(1)), str(exc)[match.end():]) if match else None
+
+
+def embed_each_or_fail(embedder: Embedder, items: Sequence[Any]) -> tuple[dict[int, np.ndarray], dict[int, str]]:
+    """Embed ``items`` as documents in one call, setting aside the ones that fail.
+
+    Returns ``(vectors, errors)``: position -> vector for the items embedded, position -> reason for
+    the others. The core names the failing item (``"item 3: ..."``): it is set aside and the rest is
+    embedded again; an error that names no item makes each item be embedded on its own. Model load
+    errors are raised (they are nobody's file's fault)."""
+    remaining = list(range(len(items)))
+    errors: dict[int, str] = {}
+    while remaining:
+        try:
+            vectors = embedder.embed_documents([items[i] for i in remaining])
+            return dict(zip(remaining, vectors)), errors
+        except ModelLoadError:
+            raise
+        except (ValueError, TypeError) as exc:  # MediaError is a ValueError
+            failure = _item_failure(exc)
+            if failure is None or not 0 <= failure[0] < len(remaining):
+                break
+            errors[remaining.pop(failure[0])] = failure[1]
+        except Exception:  # noqa: BLE001 - e.g. a decoder failing inside the model's processor
+            break
+    vectors: dict[int, np.ndarray] = {}
+    for i in remaining:  # one at a time, to find the item(s) at fault
+        try:
+            vectors[i] = embedder.embed_documents([items[i]])[0]
+        except ModelLoadError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            failure = _item_failure(exc)
+            errors[i] = failure[1] if failure else f"{type(exc).__name__}: {exc}"
+    return vectors, errors
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="file", file=sys.stderr, leave=True, dynamic_ncols=True)
+
+
+def format_hits(result: SearchResult, relative_to: str | os.PathLike | None = None) -> str:
+    """The results as a plain-text table: rank, score, modality, path (and the retrieval rank when
+    reranked; paths relative to ``relative_to`` when given); notes follow."""
+    header = ["rank", "score", "modality", "path"]
+    if result.reranked:
+        header.insert(2, "was")
+    rows = []
+    for hit in result.hits:
+        path = os.path.relpath(hit.path, relative_to) if relative_to is not None else hit.path
+        row = [str(hit.rank), f"{hit.score:.4f}", hit.modality, path]
+        if result.reranked:
+            row.insert(2, str(hit.retrieval_rank))
+        rows.append(row)
+    if not rows:
+        lines = ["no results"]
+    else:
+        widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+        right = {0, 1, 2} if result.reranked else {0, 1}
+
+        def line(cells: list[str]) -> str:
+            return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+        lines = [line(header)] + [line(r) for r in rows]
+    lines += [f"note: {note}" for note in result.notes]
+    return "\n".join(lines)
+
