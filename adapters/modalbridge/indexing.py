@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -338,7 +337,6 @@ class SearchResult:
         return modality_of(self.query)
 
 
-_ITEM_ERROR = re.compile(r"^(?:item|document) (\d+): ")
 
 
 class MediaIndex:
@@ -714,47 +712,11 @@ def _strip_path(reason: str, path: str) -> str:
     return reason
 
 
-def _item_failure(exc: Exception) -> tuple[int, str] | None:
-    """(index, reason) of a core error about one input (``item_error``: ``"item 3: <reason>"``)."""
-    index, reason = getattr(exc, "item_index", None), getattr(exc, "item_reason", None)
-    if isinstance(index, int) and isinstance(reason, str) and getattr(exc, "item_label", None) in ("item", "document"):
-        return index, reason
-    match = _ITEM_ERROR.match(str(exc))
-    return (int(match.group(1)), str(exc)[match.end():]) if match else None
-
-
 def embed_each_or_fail(embedder: Embedder, items: Sequence[Any]) -> tuple[dict[int, np.ndarray], dict[int, str]]:
-    """Embed ``items`` as documents in one call, setting aside the ones that fail.
-
-    Returns ``(vectors, errors)``: position -> vector for the items embedded, position -> reason for
-    the others. The core names the failing item (``"item 3: ..."``): it is set aside and the rest is
-    embedded again; an error that names no item makes each item be embedded on its own. Model load
-    errors are raised (they are nobody's file's fault)."""
-    remaining = list(range(len(items)))
-    errors: dict[int, str] = {}
-    while remaining:
-        try:
-            vectors = embedder.embed_documents([items[i] for i in remaining])
-            return dict(zip(remaining, vectors)), errors
-        except ModelLoadError:
-            raise
-        except (ValueError, TypeError) as exc:  # MediaError is a ValueError
-            failure = _item_failure(exc)
-            if failure is None or not 0 <= failure[0] < len(remaining):
-                break
-            errors[remaining.pop(failure[0])] = failure[1]
-        except Exception:  # noqa: BLE001 - e.g. a decoder failing inside the model's processor
-            break
-    vectors: dict[int, np.ndarray] = {}
-    for i in remaining:  # one at a time, to find the item(s) at fault
-        try:
-            vectors[i] = embedder.embed_documents([items[i]])[0]
-        except ModelLoadError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            failure = _item_failure(exc)
-            errors[i] = failure[1] if failure else f"{type(exc).__name__}: {exc}"
-    return vectors, errors
+    """Embed ``items`` as documents, setting aside the ones that fail (the core's
+    :meth:`~modalbridge.Embedder.try_embed_documents`): position -> vector, and position -> reason."""
+    vectors, errors = embedder.try_embed_documents(items)
+    return vectors, {index: getattr(error, "item_reason", str(error)) for index, error in errors.items()}
 
 
 class _NoBar:

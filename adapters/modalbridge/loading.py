@@ -133,7 +133,8 @@ class ModelLoadError(RuntimeError):
                 + (" but HF_HUB_OFFLINE=1 is set" if offline else "")
                 + ": check the name and your network, or pass the path of a downloaded model folder."
             )
-        super().__init__(f"could not load model {model!r}: {type(cause).__name__}: {cause}.{hint}")
+        reason = str(cause).rstrip(". ")
+        super().__init__(f"could not load model {model!r}: {type(cause).__name__}: {reason}.{hint}")
 
 
 class ModelCache:
