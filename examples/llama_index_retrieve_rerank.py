@@ -23,6 +23,9 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from modalbridge.demo import demo_embedder_path, demo_reranker_path
+from modalbridge.demo.synthetic import write_images
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
@@ -32,29 +35,6 @@ NOTES = [
     "The gallery holds small and large shapes at five positions.",
     "Triangles point up; diamonds are squares turned by 45 degrees.",
 ]
-
-
-def demo_default(name: str) -> str | None:
-    """A demo model path from ``modalbridge.demo`` (a path or a function returning one), if available."""
-    try:
-        import modalbridge.demo as demo
-
-        value = getattr(demo, name)
-        return str(value() if callable(value) else value)
-    except Exception:
-        return None
-
-
-def synthetic_images(folder: Path, n: int) -> tuple[list[str], list[str]]:
-    from modalbridge.demo.synthetic import generate_images
-
-    paths, captions = [], []
-    for i, (image, caption) in enumerate(generate_images(n, seed=7)):
-        path = folder / f"image_{i:02d}.png"
-        image.save(path)
-        paths.append(str(path))
-        captions.append(caption)
-    return paths, captions
 
 
 def describe(hit) -> str:
@@ -68,8 +48,8 @@ def describe(hit) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=demo_default("demo_embedder_path"), help="text+image embedding model")
-    parser.add_argument("--reranker", default=demo_default("demo_reranker_path"), help="(text, image) reranker")
+    parser.add_argument("--model", default=demo_embedder_path(), help="text+image embedding model")
+    parser.add_argument("--reranker", default=demo_reranker_path(), help="(text, image) reranker")
     parser.add_argument("--images", type=Path, help="folder of images (default: synthetic demo pictures)")
     parser.add_argument("--num-images", type=int, default=24, help="synthetic pictures to generate")
     parser.add_argument("--query", default="a small red circle in the top left")
@@ -78,8 +58,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top-n", type=int, default=3, help="nodes kept after reranking")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
-    if args.model is None:
-        parser.error("--model is required (the demo models in modalbridge.demo are not available)")
 
     import chromadb
     from llama_index.core import StorageContext
@@ -92,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 
     workdir = tempfile.TemporaryDirectory()
     if args.images is None:
-        paths, captions = synthetic_images(Path(workdir.name), args.num_images)
+        paths, captions = write_images(Path(workdir.name), args.num_images)
     else:
         paths = sorted(str(p) for p in args.images.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
         captions = [Path(p).name for p in paths]

@@ -281,6 +281,17 @@ def generate_images(
 # --------------------------------------------------------------------------------------------------
 
 
+def write_images(folder: str | Path, n: int, seed: int = 7) -> tuple[list[str], list[str]]:
+    """Generate ``n`` pictures into ``folder`` as ``image_NN.png``; returns (paths, captions)."""
+    paths, captions = [], []
+    for i, (image, caption) in enumerate(generate_images(n, seed=seed)):
+        path = Path(folder) / f"image_{i:02d}.png"
+        image.save(path)
+        paths.append(str(path))
+        captions.append(caption)
+    return paths, captions
+
+
 def _bandpass_noise(rng: np.random.Generator, n: int, low: float, high: float, sr: int) -> np.ndarray:
     spectrum = np.fft.rfft(rng.standard_normal(n))
     freqs = np.fft.rfftfreq(n, 1.0 / sr)
