@@ -14,7 +14,6 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-
 from modalbridge.demo import (  # noqa: E402
     demo_audio_embedder_path,
     demo_embedder_path,
@@ -39,11 +38,6 @@ def test_text_to_audio_recall(metrics):
     assert metrics["text_to_audio_recall@1"] >= 0.8, metrics
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the committed demo reranker is not trained well enough yet (rerank top-1 below embedding top-1); "
-    "strict: this fails loudly once retrained weights meet the target, so the mark gets removed",
-)
 def test_rerank_not_worse_than_embedding(metrics):
     assert metrics["rerank_top1"] >= metrics["embedding_top1"], metrics
 

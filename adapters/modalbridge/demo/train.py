@@ -1,38 +1,52 @@
 """Train the tiny offline demo models from scratch on :mod:`modalbridge.demo.synthetic` data.
 
-Run (CPU, about 10-15 minutes on 2 cores)::
+Run (CPU, about 5-8 minutes on 2 cores)::
 
     HF_HUB_OFFLINE=1 PYTHONPATH=adapters python -m modalbridge.demo.train            # all three models
     HF_HUB_OFFLINE=1 PYTHONPATH=adapters python -m modalbridge.demo.train --only reranker
 
-It writes, under ``adapters/modalbridge/demo/models/`` (or ``--out``):
+It writes, under ``adapters/modalbridge/demo/models/`` (or ``--out``), plain sentence-transformers folders
+(standard ``transformers`` architectures and standard sentence-transformers modules only: no custom code,
+no ``trust_remote_code``):
 
-* ``embedder/``: text <-> image, a tiny ``CLIPModel`` (ViT 32x32 px, patch 4; 2-layer text and vision
-  towers, hidden 64, 64-d embeddings), saved as a plain sentence-transformers folder (one ``Transformer``
-  module, no custom code); ``SentenceTransformer(path)`` -> modalities ``text``, ``image``.
-* ``audio-embedder/``: text <-> audio, a tiny ``ClapModel`` (HTSAT audio tower with 1 Swin stage of 2
-  layers over a 128-bin log-mel spectrogram of 1 s at 16 kHz, 2-layer RoBERTa text tower, 64-d embeddings);
-  ``SentenceTransformer(path)`` -> modalities ``text``, ``audio``.
-* ``reranker/``: (text query, image document) reranker, a tiny ``LlavaForConditionalGeneration`` (CLIP
-  vision tower initialised from the trained embedder + 2-layer Llama, hidden 64) behind
-  sentence-transformers' ``Transformer(transformer_task="any-to-any")`` + ``LogitScore("1", "0")``;
-  ``CrossEncoder(path).predict([(caption, pil_image), ...])`` / ``.rank(caption, images)``.
+* ``embedder/``: text <-> image, a tiny ``CLIPModel`` (ViT on 32x32 px, patch 8; 2-layer text and vision
+  towers, hidden 64, 64-d embeddings) in one ``Transformer`` module; ``SentenceTransformer(path)`` ->
+  modalities ``text``, ``image``; no prompts.
+* ``audio-embedder/``: text <-> audio, a tiny ``ClapModel`` (HTSAT audio tower: one Swin stage of 2 layers
+  over a 128-bin log-mel spectrogram of 1 s at 16 kHz, 16x4 patches; 2-layer RoBERTa text tower; 64-d
+  embeddings); ``SentenceTransformer(path)`` -> modalities ``text``, ``audio``; no prompts.
+* ``reranker/``: (text query, image document) cross-encoder: ``Transformer`` over a tiny ``LlavaModel``
+  (the embedder's CLIP vision tower, MLP projector, 2-layer Llama, hidden 64) + ``Pooling("mean")`` +
+  ``Dense(64 -> 1)`` writing ``scores``; ``CrossEncoder(path).predict([(caption, pil_image), ...])`` /
+  ``.rank(caption, images)`` (sigmoid scores).
 * ``QUALITY.json``: the metrics of :func:`modalbridge.demo.evaluate.evaluate` on the saved folders,
   plus seeds, data sizes, epochs, parameter counts, sizes on disk, training times and library versions.
 
-All tokenizers are byte-level vocabularies without merges (every character is one token), built
-offline. Training: contrastive (CLIP) loss in both directions with soft targets for duplicate captions
-in a batch, plus an auxiliary loss that predicts each attribute (shape, color, ...) from both the text
-and the item embedding with linear heads that are thrown away after training (without it the tiny audio
-tower learns far slower). The reranker is trained listwise (softmax over one matching and several
-non-matching images per caption, the negatives mined from the trained embedder's top candidates and
-from images that differ in one attribute) plus a pointwise binary cross-entropy on the same scores.
+Tokenizers are built offline from the byte-level alphabet (any text tokenizes): the embedders' have no
+merges (one token per character); the reranker's has merges that make each caption word one token.
+
+Embedders: contrastive (CLIP) loss in both directions, with soft targets for duplicate captions in a
+batch, plus an auxiliary loss that predicts each attribute (shape, color, ... / kind, pitch, ...) with
+linear heads from the text and item embeddings (and, for images, from the mean of the vision tower's
+last-layer tokens); the heads are thrown away after training. Without them the tiny CLAP audio tower
+learns far slower.
+
+Reranker: a cross-encoder trained from scratch on ranking losses alone did not learn to compare caption
+and image within CPU minutes (tried: LLaVA + ``LogitScore`` with or without captioning pre-training,
+mean pooling; see the report). So it is initialised from the embedder
+(:func:`init_reranker_from_embedder`: vision tower copied, projector and word embeddings fitted to the
+embedder's joint space, first layer set to score their agreement), then fine-tuned end to end with a
+listwise loss (softmax over one matching and several non-matching images per caption, negatives mined
+from the embedder's top candidates and images that differ in one attribute) plus binary cross-entropy;
+a validation split (seed 997) picks the checkpoint.
+
 Everything is seeded (``--seed``); with the same thread count the run is reproducible on one machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -65,38 +79,33 @@ HP = {
     "audio-embedder": {"n_train": 2880, "epochs": 12, "batch_size": 64, "lr": 3e-3, "weight_decay": 0.05, "aux_weight": 4.0},
     "reranker": {
         "n_pool": 2880,
-        "caption_steps": 1200,  # phase 1: captioning (next-token loss on the query given the image)
-        "caption_batch_size": 32,
-        "rank_steps": 800,  # phase 2: ranking loss (+ the captioning loss on the matching pairs)
+        "group_size": 6,  # 1 matching + 5 non-matching images per caption
         "queries_per_batch": 16,
-        "group_size": 4,  # 1 matching + 3 non-matching images per caption
-        "lr": 2e-3,
+        "steps": 1000,
+        "lr": 2e-4,
         "weight_decay": 0.01,
         "bce_weight": 0.5,
-        "caption_weight": 1.0,
+        "eval_every": 100,
+        "k": 10,
     },
 }
 
 IMAGE_SIZE, PATCH_SIZE = 32, 8
-# "full": the reranker also sees the CLS token of the (CLIP-initialised) vision tower, which carries the
-# whole-image summary; "default" would drop it and keep only the 64 patch tokens.
+# "full": the reranker sees the CLS token of its vision tower too (17 image tokens); "default" drops it.
 VISION_FEATURE_STRATEGY = "full"
 HIDDEN = 64
 PROJECTION_DIM = 64
 RERANKER_LM_LAYERS = 2
 
-# Chat template of the reranker: ChatML, but every non-query message (the document) is rendered BEFORE
-# the query, so that the query tokens (whole words, see build_reranker_tokenizer) can attend to the
-# image tokens, and the query can be trained with a captioning loss.
+# Chat template of the reranker: ChatML over the messages in their order (the CrossEncoder sends the
+# query as role "query", then the document as role "document"); images become "<image>", which the
+# LLaVA processor expands to one token per vision token. No generation prompt: the score is pooled.
 RERANKER_CHAT_TEMPLATE = (
-    "{% macro render(message) %}<|im_start|>{{ message['role'] }}\n"
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
     "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
     "{% for part in message['content'] %}{% if part['type'] == 'text' %}{{ part['text'] }}"
     "{% elif part['type'] == 'image' %}<image>{% endif %}{% endfor %}{% endif %}"
-    "<|im_end|>\n{% endmacro %}"
-    "{% for message in messages if message['role'] != 'query' %}{{ render(message) }}{% endfor %}"
-    "{% for message in messages if message['role'] == 'query' %}{{ render(message) }}{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    "<|im_end|>\n{% endfor %}"
 )
 
 
@@ -223,7 +232,7 @@ def build_clap():
         sampling_rate=S.SAMPLING_RATE,
         hop_length=160,
         max_length_s=1,
-        fft_window_size=400,
+        fft_window_size=1024,  # 513 frequency bins: every one of the 128 mel filters gets some
         frequency_min=50,
         frequency_max=8000,
         truncation="rand_trunc",  # clips of exactly 1 s are never cropped, so embeddings are deterministic
@@ -268,7 +277,8 @@ def build_reranker_tokenizer():
 
 
 def build_llava():
-    from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+    """Tiny LLaVA without LM head (``LlavaModel``: CLIP vision tower, 2-layer MLP projector, 2-layer Llama)."""
+    from transformers import LlavaConfig, LlavaModel, LlavaProcessor
 
     tokenizer, vocab = build_reranker_tokenizer()
     n_image_tokens = (IMAGE_SIZE // PATCH_SIZE) ** 2 + (1 if VISION_FEATURE_STRATEGY == "full" else 0)
@@ -281,9 +291,9 @@ def build_llava():
             intermediate_size=2 * HIDDEN,
             num_hidden_layers=RERANKER_LM_LAYERS,
             num_attention_heads=4,
-            num_key_value_heads=2,
+            num_key_value_heads=4,
+            mlp_bias=True,
             max_position_embeddings=256,
-            tie_word_embeddings=True,
             pad_token_id=vocab["<|endoftext|>"],
             eos_token_id=vocab["<|im_end|>"],
             bos_token_id=None,
@@ -292,9 +302,8 @@ def build_llava():
         image_seq_length=n_image_tokens,
         vision_feature_layer=-1,
         vision_feature_select_strategy=VISION_FEATURE_STRATEGY,
-        tie_word_embeddings=True,
     )
-    model = LlavaForConditionalGeneration(config)
+    model = LlavaModel(config)
     processor = LlavaProcessor(
         image_processor=clip_image_processor(),
         tokenizer=tokenizer,
@@ -567,16 +576,132 @@ def train_audio_embedder(out: Path, seed: int) -> dict:
 # --------------------------------------------------------------------------------------------------
 
 
+RERANK_JOINT_DIMS = 24  # joint text/image subspace carried through the reranker's residual stream
+
+
+def _embedder_features(clip, clip_processor, images, captions):
+    """The embedder's normalized image / text embeddings and its vision tower's last-layer tokens."""
+    pixel_values = clip_processor.image_processor(images, return_tensors="pt").pixel_values
+    text = clip_processor.tokenizer(captions, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        vision = clip.vision_model(pixel_values=pixel_values)
+        image_emb = F.normalize(clip.visual_projection(vision.pooler_output), dim=-1)
+        text_emb = F.normalize(clip.get_text_features(**text).pooler_output, dim=-1)
+    return vision.last_hidden_state, image_emb, text_emb
+
+
+def init_reranker_from_embedder(model, vocab: dict[str, int], clip, clip_processor, images, captions, log_prefix="[reranker]") -> dict:
+    """Data-dependent initialisation of the tiny LLaVA so that, before any ranking loss, its pooled score
+    follows the embedder's text-image similarity (the cross-encoder then starts as good as the embedder
+    and is fine-tuned from there).
+
+    Residual stream layout (hidden 64): dims [0, K) image part, [K, 2K) text part, two filler dims, and
+    the last dim for the score. (1) The vision tower is the embedder's. (2) The projector is trained by
+    regression to map every vision token to the embedder's image embedding (projected on a K-dim basis of
+    the joint space), like LLaVA's stage-1 projector alignment. (3) Caption words get embeddings from a
+    least-squares bag-of-words fit of the embedder's caption embeddings. (4) Layer 1's attention has zero
+    query/key weights, i.e. uniform causal attention that brings the mean of the preceding caption words
+    to every image token; its SwiGLU MLP multiplies image and text parts (SiLU is linear near 0) and writes
+    their dot product to the score dim. Layer 2 starts as the identity (zero output projections). Dense
+    calibration happens afterwards."""
+    K = RERANK_JOINT_DIMS
+    D = HIDDEN
+    score_dim, filler_word, filler_other = D - 1, 2 * K, 2 * K + 1
+    tokens, image_emb, text_emb = _embedder_features(clip, clip_processor, images, captions["images"])
+    _, _, caption_emb = _embedder_features(clip, clip_processor, images[:1], captions["all"])
+
+    # (1) joint basis: top right-singular vectors of image and caption embeddings (uncentred: dot products kept)
+    basis = torch.linalg.svd(torch.cat([image_emb, caption_emb]), full_matrices=False).Vh[:K].T  # (D_clip, K)
+    y_image = image_emb @ basis
+    y_caption = caption_emb @ basis
+
+    # (2) projector: every vision token -> y_image of its image
+    model.vision_tower.load_state_dict(clip.vision_model.state_dict(), strict=True)
+    projector = model.multi_modal_projector
+    opt = torch.optim.Adam(projector.parameters(), lr=1e-2)
+    for step in range(300):
+        out = projector(tokens)[..., :K]
+        loss = F.mse_loss(out, y_image[:, None, :].expand_as(out)) + F.mse_loss(out.mean(1), y_image)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        projector.linear_2.weight[K:] = 0
+        projector.linear_2.bias[K:] = 0
+        fitted = F.normalize(projector(tokens)[..., :K].mean(1), dim=-1)
+    log(f"{log_prefix} projector fit: mse={loss.item():.4f} cos(fit, embedder)={(fitted * F.normalize(y_image, dim=-1)).sum(1).mean():.3f}")
+
+    # (3) caption words: bag-of-words least squares
+    words = domain_words()
+    word_index = {w: i for i, w in enumerate(words)}
+    bag = torch.zeros(len(captions["all"]), len(words))
+    for row, caption in enumerate(captions["all"]):
+        for w in caption.split():
+            bag[row, word_index[w]] += 1
+    word_vectors = torch.linalg.lstsq(bag, y_caption).solution  # (n_words, K)
+    fit_cos = F.cosine_similarity(bag @ word_vectors, y_caption).mean()
+    log(f"{log_prefix} word fit: cos(bag of words, embedder)={fit_cos:.3f}")
+
+    lm = model.language_model
+    norm_c = 8.0  # every token embedding has norm 8, so RMSNorm (sqrt(64) = 8) leaves it unchanged
+    lam = 0.9 * norm_c / word_vectors.norm(dim=1).max().item()
+    with torch.no_grad():
+        emb = lm.embed_tokens.weight
+        emb.zero_()
+        emb[:, filler_other] = norm_c
+        for w in words:
+            vec = lam * word_vectors[word_index[w]]
+            for form in (w, "\u0120" + w):
+                if form in vocab:
+                    row = vocab[form]
+                    emb[row, filler_other] = 0
+                    emb[row, K : 2 * K] = vec
+                    emb[row, filler_word] = (norm_c**2 - vec.norm() ** 2).clamp(min=0).sqrt()
+
+        # (4) layer 1: uniform attention moving the text part; bilinear MLP into the score dim
+        layer = lm.layers[0]
+        attn, mlp = layer.self_attn, layer.mlp
+        n_typical = 30.0  # tokens before a typical image token (query turn ~12 + document header 3 + ~9 image)
+        mu = 10.0 * n_typical / lam  # |text part| ~ 10 at image tokens, >> |image part| ~ 1
+        for lin in (attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj):
+            lin.weight.zero_()
+            if lin.bias is not None:
+                lin.bias.zero_()
+        idx = torch.arange(K)
+        attn.v_proj.weight[idx, K + idx] = 1.0
+        attn.o_proj.weight[K + idx, idx] = mu
+        alpha, gamma, rho = 0.5, 1.0, 1.0
+        mlp.gate_proj.weight[idx, idx] = alpha
+        mlp.up_proj.weight[idx, K + idx] = gamma
+        mlp.down_proj.weight[score_dim, idx] = rho
+        for layer in lm.layers[1:]:
+            for lin in (layer.self_attn.o_proj, layer.mlp.down_proj):
+                lin.weight.zero_()
+                if lin.bias is not None:
+                    lin.bias.zero_()
+    return {"joint_dims": K, "projector_mse": round(loss.item(), 5), "word_fit_cos": round(float(fit_cos), 4)}
+
+
+def rerank_top1(reranker, embedder, captions: list[str], gallery: list, targets: np.ndarray, k: int) -> tuple[float, float]:
+    """(embedding top-1, rerank top-1) with the same procedure as ``evaluate``."""
+    q = embedder.encode_query(captions, convert_to_tensor=True)
+    d = embedder.encode_document(gallery, batch_size=128, convert_to_tensor=True)
+    ranking = np.argsort(-embedder.similarity(q, d).cpu().numpy(), axis=1, kind="stable")[:, :k]
+    pairs = [(c, gallery[j]) for c, row in zip(captions, ranking) for j in row]
+    scores = np.asarray(reranker.predict(pairs, batch_size=100, show_progress_bar=False)).reshape(len(captions), k)
+    best = ranking[np.arange(len(captions)), scores.argmax(1)]
+    return float(np.mean(ranking[:, 0] == targets)), float(np.mean(best == targets))
+
+
 def train_reranker(out: Path, seed: int) -> dict:
-    """Two phases on one model: (1) captioning, i.e. next-token loss on the query given the image, which
-    teaches the tiny LM to read the image tokens; (2) ranking: per caption one matching and
-    ``group_size - 1`` non-matching images, softmax cross-entropy over the group's scores plus a binary
-    cross-entropy per pair, plus the captioning loss on the matching pairs. The score is exactly what
-    ``LogitScore`` computes: logit("1") - logit("0") at the last position (sentence-transformers pads on
-    the left)."""
+    """Initialise from the embedder (see :func:`init_reranker_from_embedder`), calibrate the score, then
+    fine-tune everything on (caption, image) groups: one matching and ``group_size - 1`` non-matching
+    images (half mined from the embedder's top candidates, the rest one attribute off), softmax
+    cross-entropy over the group plus binary cross-entropy per pair. A validation split (seed 997, not
+    used by ``evaluate``) picks the checkpoint; step 0 (the initialisation) is a candidate too."""
     from sentence_transformers import CrossEncoder, SentenceTransformer
-    from sentence_transformers.base.modules import Transformer
-    from sentence_transformers.cross_encoder.modules import LogitScore
+    from sentence_transformers.base.modules import Dense, Transformer
+    from sentence_transformers.sentence_transformer.modules import Pooling
 
     hp = HP["reranker"]
     seed_everything(seed)
@@ -584,9 +709,9 @@ def train_reranker(out: Path, seed: int) -> dict:
     if not embedder_dir.exists():
         raise SystemExit(f"train the embedder first: {embedder_dir} is missing")
     embedder = SentenceTransformer(str(embedder_dir), device="cpu")
+    clip, clip_processor = embedder[0].auto_model, embedder[0].processor
     t0 = time.time()
 
-    # Image pool: every combination n_pool / 360 times.
     combos = S.image_combinations()
     combo_index = {spec: i for i, spec in enumerate(combos)}
     captions = [spec.caption for spec in combos]
@@ -595,8 +720,6 @@ def train_reranker(out: Path, seed: int) -> dict:
     by_combo: list[list[int]] = [[] for _ in combos]
     for i, spec in enumerate(pool_specs):
         by_combo[combo_index[spec]].append(i)
-
-    # Negatives mined with the trained embedder: per caption, the best-scoring pool images of other combos.
     with torch.no_grad():
         q = embedder.encode_query(captions, convert_to_tensor=True, normalize_embeddings=True)
         d = embedder.encode_document(pool_images, convert_to_tensor=True, normalize_embeddings=True, batch_size=256)
@@ -604,105 +727,105 @@ def train_reranker(out: Path, seed: int) -> dict:
     pool_combo = torch.tensor([combo_index[s] for s in pool_specs])
     sims[pool_combo[None, :] == torch.arange(len(combos))[:, None]] = -2  # hide the matching images
     mined = sims.topk(20, dim=1).indices.numpy()  # (360, 20) pool indices
+
+    val_seed = 997
+    val_specs = S.sample_specs(combos, len(combos), val_seed)  # every caption once
+    val_gallery = [img for img, _ in S.generate_images(specs=combos, seed=val_seed)]
+    val_captions = [spec.caption for spec in val_specs]
+    val_targets = np.array([combo_index[spec] for spec in val_specs])
     log(f"[reranker] data: pool of {len(pool_images)} images, negatives mined, {time.time() - t0:.1f}s")
 
-    # Model: LLaVA whose vision tower starts from the embedder's
     hf_model, processor, vocab = build_llava()
-    hf_model.model.vision_tower.load_state_dict(embedder[0].auto_model.vision_model.state_dict(), strict=True)
-    del embedder
+    init_stats = init_reranker_from_embedder(
+        hf_model, vocab, clip, clip_processor, pool_images, {"images": [pool_specs[i].caption for i in range(len(pool_specs))], "all": captions}
+    )
     tmp = tempfile.TemporaryDirectory()
     hf_model.save_pretrained(tmp.name)
     processor.save_pretrained(tmp.name)
-    transformer = Transformer(
-        tmp.name, transformer_task="any-to-any", processing_kwargs={"chat_template": {"add_generation_prompt": True}}
-    )
-    true_id, false_id = vocab["1"], vocab["0"]
+    dense = Dense(HIDDEN, 1, activation_function=None, module_input_name="sentence_embedding", module_output_name="scores")
     reranker = CrossEncoder(
-        modules=[transformer, LogitScore(true_token_id=true_id, false_token_id=false_id)], device="cpu"
+        modules=[Transformer(tmp.name, transformer_task="feature-extraction"), Pooling(HIDDEN, "mean"), dense], device="cpu"
     )
-    model = reranker[0].auto_model  # the LlavaForConditionalGeneration being trained
-    image_id, pad_id = vocab["<image>"], vocab["<|endoftext|>"]
-
-    def forward(pairs: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Scores as LogitScore computes them, and per-pair captioning loss (summed) and token counts."""
-        features = reranker.preprocess(pairs)  # exactly the inference-time tokenization and image processing
-        logits = model(
-            input_ids=features["input_ids"],
-            attention_mask=features["attention_mask"],
-            pixel_values=features["pixel_values"],
-        ).logits
-        scores = logits[:, -1, true_id] - logits[:, -1, false_id]
-        ids = features["input_ids"]
-        labels = ids.masked_fill((ids == image_id) | (features["attention_mask"] == 0), -100)[:, 1:]
-        nll = F.cross_entropy(logits[:, :-1].transpose(1, 2), labels, ignore_index=-100, reduction="none").sum(1)
-        return scores, nll, (labels != -100).sum(1)
-
     rng = np.random.default_rng([seed, 4242])
     group = hp["group_size"]
 
     def make_group(combo: int) -> list[int]:
-        """Pool indices: the matching image, then negatives: half mined, the rest one attribute off."""
         spec = combos[combo]
         positive = int(rng.choice(by_combo[combo]))
-        n_mined = (group - 1 + 1) // 2
+        n_mined = group // 2
         negatives = [int(mined[combo, j]) for j in rng.permutation(mined.shape[1])[:n_mined]]
         neighbours = S.image_neighbours(spec)
         for j in rng.permutation(len(neighbours))[: group - 1 - n_mined]:
             negatives.append(int(rng.choice(by_combo[combo_index[neighbours[j]]])))
         return [positive] + negatives
 
-    total_steps = hp["caption_steps"] + hp["rank_steps"]
+    def batch_pairs(n_queries: int) -> list:
+        batch = rng.integers(0, len(combos), n_queries)
+        return [(captions[c], pool_images[i]) for c in batch for i in make_group(int(c))]
+
+    # Calibrate the Dense layer (score = kappa * pooled score-dim + b) by logistic regression.
+    with torch.no_grad():
+        raw, labels = [], []
+        for _ in range(8):
+            pairs = batch_pairs(16)
+            features = reranker(reranker.preprocess(pairs))
+            raw.append(features["sentence_embedding"][:, HIDDEN - 1])
+            labels.append(torch.tensor([1.0] + [0.0] * (group - 1)).repeat(16))
+        raw, labels = torch.cat(raw), torch.cat(labels)
+    kappa = torch.zeros(1, requires_grad=True)
+    bias = torch.zeros(1, requires_grad=True)
+    scale = 1.0 / raw.std().clamp(min=1e-6)
+    opt = torch.optim.Adam([kappa, bias], lr=0.1)
+    for _ in range(300):
+        loss = F.binary_cross_entropy_with_logits(kappa * scale * raw + bias, labels, pos_weight=torch.tensor(float(group - 1)))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        dense.linear.weight.zero_()
+        dense.linear.weight[0, HIDDEN - 1] = kappa.item() * scale
+        dense.linear.bias.fill_(bias.item())
+
+    reranker.eval()
+    embedding_val, rerank_val = rerank_top1(reranker, embedder, val_captions, val_gallery, val_targets, hp["k"])
+    log(f"[reranker] initialisation: validation embedding_top1={embedding_val} rerank_top1={rerank_val}")
+    history = [{"step": 0, "val_rerank_top1": rerank_val, "val_embedding_top1": embedding_val}]
+    best_state, best_val, best_step = copy.deepcopy(reranker.state_dict()), rerank_val, 0
+
     optimizer = torch.optim.AdamW(reranker.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=hp["lr"], total_steps=total_steps, pct_start=0.05)
-    history: list[dict] = []
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=hp["lr"], total_steps=hp["steps"], pct_start=0.1)
     start = time.time()
     stats: dict[str, float] = {}
-    reranker.train()
-    for step in range(total_steps):
-        if step < hp["caption_steps"]:
-            phase = "caption"
-            batch = rng.integers(0, len(combos), hp["caption_batch_size"])
-            pairs = [(captions[c], pool_images[int(rng.choice(by_combo[c]))]) for c in batch]
-            _, nll, n_tokens = forward(pairs)
-            caption_loss = nll.sum() / n_tokens.sum()
-            loss = caption_loss
-            parts = {"caption_loss": caption_loss.item()}
-        else:
-            phase = "rank"
-            qpb = hp["queries_per_batch"]
-            batch = rng.integers(0, len(combos), qpb)
-            pairs = [(captions[c], pool_images[i]) for c in batch for i in make_group(int(c))]
-            scores, nll, n_tokens = forward(pairs)
-            scores = scores.view(qpb, group)
-            positives = torch.arange(0, qpb * group, group)
-            caption_loss = nll[positives].sum() / n_tokens[positives].sum()
-            listwise = F.cross_entropy(scores, torch.zeros(qpb, dtype=torch.long))
-            labels = torch.zeros_like(scores)
-            labels[:, 0] = 1
-            bce = F.binary_cross_entropy_with_logits(scores, labels, pos_weight=torch.tensor(float(group - 1)))
-            loss = listwise + hp["bce_weight"] * bce + hp["caption_weight"] * caption_loss
-            parts = {
-                "caption_loss": caption_loss.item(),
-                "listwise_loss": listwise.item(),
-                "bce_loss": bce.item(),
-                "group_top1": (scores.argmax(1) == 0).float().mean().item(),
-            }
+    for step in range(hp["steps"]):
+        reranker.train()
+        qpb = hp["queries_per_batch"]
+        scores = reranker(reranker.preprocess(batch_pairs(qpb)))["scores"].view(qpb, group)
+        listwise = F.cross_entropy(scores, torch.zeros(qpb, dtype=torch.long))
+        labels = torch.zeros_like(scores)
+        labels[:, 0] = 1
+        bce = F.binary_cross_entropy_with_logits(scores, labels, pos_weight=torch.tensor(float(group - 1)))
+        loss = listwise + hp["bce_weight"] * bce
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(reranker.parameters(), 1.0)
         optimizer.step()
         scheduler.step()
-        for key, value in parts.items():
+        for key, value in (("listwise_loss", listwise.item()), ("bce_loss", bce.item()), ("group_top1", (scores.argmax(1) == 0).float().mean().item())):
             stats[key] = stats.get(key, 0.0) + value
-        stats["n"] = stats.get("n", 0) + 1
-        if (step + 1) % 100 == 0 or step + 1 == hp["caption_steps"] or step + 1 == total_steps:
-            n = stats.pop("n")
-            record = {"step": step + 1, "phase": phase, **{k: round(v / n, 4) for k, v in stats.items()}}
+        if (step + 1) % hp["eval_every"] == 0 or step + 1 == hp["steps"]:
+            n = hp["eval_every"] if (step + 1) % hp["eval_every"] == 0 else (step + 1) % hp["eval_every"]
+            reranker.eval()
+            _, rerank_val = rerank_top1(reranker, embedder, val_captions, val_gallery, val_targets, hp["k"])
+            record = {"step": step + 1, **{k: round(v / n, 4) for k, v in stats.items()}, "val_rerank_top1": rerank_val}
             record["seconds"] = round(time.time() - start, 1)
             history.append(record)
             log("[reranker] " + " ".join(f"{k}={v}" for k, v in record.items()))
             stats = {}
+            if rerank_val >= best_val:  # ties: keep the longer-trained model
+                best_state, best_val, best_step = copy.deepcopy(reranker.state_dict()), rerank_val, step + 1
+    reranker.load_state_dict(best_state)
     reranker.eval()
+    log(f"[reranker] kept step {best_step} (validation rerank_top1={best_val})")
     train_seconds = time.time() - t0
 
     out_dir = out / RERANKER_DIR
@@ -713,12 +836,13 @@ def train_reranker(out: Path, seed: int) -> dict:
     (out_dir / "README.md").write_text(
         _readme(
             "modalbridge demo reranker (text query, image document)",
-            "A tiny `LlavaForConditionalGeneration` (CLIP vision tower + 2-layer Llama, hidden 64) used as a "
-            "multimodal cross-encoder: sentence-transformers turns a (query, document) pair into chat messages "
-            "with roles `query` and `document`; the chat template renders the document (image) first, then the "
-            "query, then `<|im_start|>assistant`, and `LogitScore` scores logit('1') - logit('0') at the last "
-            "position (`predict` applies a sigmoid). Trained from scratch on synthetic shapes "
-            "(`modalbridge.demo.synthetic`): captioning first, then listwise + binary ranking losses.",
+            "A tiny `LlavaModel` (CLIP vision tower, MLP projector, 2-layer Llama, hidden 64) used as a "
+            "multimodal cross-encoder: sentence-transformers turns a (query, document) pair into ChatML "
+            "messages with roles `query` and `document`, the image becomes 17 vision tokens after the "
+            "query, and `Pooling(mean)` + `Dense(64 -> 1)` give the score (`predict` applies a sigmoid). "
+            "Initialised from the demo embedder (vision tower; projector and word embeddings fitted to its "
+            "joint space; first layer set to score text-image agreement) and fine-tuned with listwise and "
+            "binary losses on hard negatives. Synthetic shapes only (`modalbridge.demo.synthetic`).",
             "from sentence_transformers import CrossEncoder\n"
             "model = CrossEncoder(path)\n"
             "model.predict([('a small red circle in the top left', pil_image)])\n"
@@ -726,10 +850,13 @@ def train_reranker(out: Path, seed: int) -> dict:
         )
     )
     return {
-        "architecture": "LlavaForConditionalGeneration (CLIP vision + Llama) + LogitScore, any-to-any CrossEncoder",
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "architecture": "LlavaModel (CLIP vision + MLP projector + Llama) + Pooling(mean) + Dense, CrossEncoder",
+        "parameters": sum(p.numel() for p in reranker.parameters()),
         "train_pool_images": len(pool_images),
         "train_data_seed": RERANK_TRAIN_SEED,
+        "validation_seed": val_seed,
+        "initialisation": init_stats,
+        "kept_step": best_step,
         "hyperparameters": hp,
         "history": history,
         "train_seconds": round(train_seconds, 1),
@@ -741,6 +868,13 @@ def _readme(title: str, body: str, usage: str) -> str:
         f"# {title}\n\n{body}\n\nTrained by `python -m modalbridge.demo.train`; quality in `../QUALITY.json`.\n\n"
         f"```python\n{usage}\n```\n"
     )
+
+
+def make_world_readable(path: Path) -> None:
+    """safetensors writes files with mode 0600; package data should be 0644."""
+    for f in path.rglob("*"):
+        if f.is_file():
+            f.chmod(0o644)
 
 
 def dir_size(path: Path) -> int:
@@ -769,6 +903,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log(f"== training {stage} ==")
             quality.setdefault("models", {})[stage] = {**trainers[stage](args.out, args.seed), "seed": args.seed}
 
+    make_world_readable(args.out)
     from modalbridge.demo.evaluate import evaluate
 
     if not all((args.out / sub).exists() for sub in (EMBEDDER_DIR, AUDIO_EMBEDDER_DIR, RERANKER_DIR)):
@@ -802,6 +937,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
     )
     quality_path.write_text(json.dumps(quality, indent=2) + "\n")
+    make_world_readable(args.out)
     log(f"wrote {quality_path}")
     return 0
 
