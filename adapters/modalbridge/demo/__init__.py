@@ -5,7 +5,7 @@ sentence-transformers, no ``trust_remote_code``:
 
 * :func:`demo_embedder_path`: text <-> image ``SentenceTransformer`` (tiny CLIP);
 * :func:`demo_audio_embedder_path`: text <-> audio ``SentenceTransformer`` (tiny CLAP);
-* :func:`demo_reranker_path`: (text, image) ``CrossEncoder`` (tiny LLaVA + ``LogitScore``).
+* :func:`demo_reranker_path`: (text, image) ``CrossEncoder`` (tiny LLaVA + mean pooling + ``Dense``).
 
 They only know the synthetic world of :mod:`modalbridge.demo.synthetic` (colored shapes; tones, chirps,
 noise bursts and beeps). Training: :mod:`modalbridge.demo.train`; quality: :mod:`modalbridge.demo.evaluate`

@@ -33,7 +33,7 @@ learns far slower.
 
 Reranker: a cross-encoder trained from scratch on ranking losses alone did not learn to compare caption
 and image within CPU minutes (tried: LLaVA + ``LogitScore`` with or without captioning pre-training,
-mean pooling; see the report). So it is initialised from the embedder
+mean pooling + Dense, dense per-token labels). So it is initialised from the embedder
 (:func:`init_reranker_from_embedder`: vision tower copied, projector and word embeddings fitted to the
 embedder's joint space, first layer set to score their agreement), then fine-tuned end to end with a
 listwise loss (softmax over one matching and several non-matching images per caption, negatives mined
