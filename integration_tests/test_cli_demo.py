@@ -1,5 +1,5 @@
 """``modalbridge demo``: the flow with tiny models (fast, through ``main``), and the real offline demo
-with the trained demo models through the console script (skipped until they exist)."""
+with the trained demo models through the console script."""
 
 from __future__ import annotations
 
@@ -44,17 +44,7 @@ def test_demo_flow_with_tiny_models(tmp_path, tiny_clip_path, tiny_clap_path, ti
     assert strip(again) == strip(printed)
 
 
-def _demo_models_available() -> bool:
-    try:
-        from modalbridge.demo import demo_audio_embedder_path, demo_embedder_path, demo_reranker_path
-
-        return all(os.path.isdir(str(f())) for f in (demo_embedder_path, demo_audio_embedder_path, demo_reranker_path))
-    except Exception:  # noqa: BLE001 - not trained / not shipped yet
-        return False
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not _demo_models_available(), reason="the trained demo models are not available")
 def test_real_demo_through_the_console_script(tmp_path):
     script = Path(sys.executable).with_name("modalbridge")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
