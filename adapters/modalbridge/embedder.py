@@ -145,7 +145,7 @@ class Embedder:
 
     def supports(self, modality) -> bool:
         """Whether items of ``modality`` can be embedded (videos also via ``video_frames`` on image models)."""
-        if modality == "video" and self._video_as_frames():
+        if modality == "video" and self._video_as_frames(self.modalities):
             return True
         return is_supported(modality, self.modalities)
 
@@ -185,8 +185,7 @@ class Embedder:
         """Embed one document: ``(dimension,)``."""
         return self._embed([item], "document")[0]
 
-    def _video_as_frames(self) -> bool:
-        modalities = self.modalities
+    def _video_as_frames(self, modalities: list) -> bool:
         return (
             self.encode_settings.video_frames is not None
             and not is_supported("video", modalities)
@@ -211,16 +210,17 @@ class Embedder:
             raise TypeError(f"expected a list of items, got {type(items).__name__}")
         model = self.model
         modalities = model_modalities(model)
-        as_frames = self._video_as_frames()
+        as_frames = self._video_as_frames(modalities)
         accepted = modalities + ["video"] if as_frames else modalities
+        hints = self._hints(modalities)
         # Validate everything before any decoding or compute.
         if errors is None:
-            item_modalities = dict(enumerate(validate(items, accepted, hints=self._hints())))
+            item_modalities = dict(enumerate(validate(items, accepted, hints=hints)))
         else:
             item_modalities = {}
             for index, item in enumerate(items):
                 try:
-                    (item_modalities[index],) = validate([item], accepted, hints=self._hints())
+                    (item_modalities[index],) = validate([item], accepted, hints=hints)
                 except (TypeError, ValueError) as exc:
                     errors[index] = renamed_item_error(exc, offset=index)
         if not items and errors is None:
@@ -265,8 +265,9 @@ class Embedder:
             raise RuntimeError(f"the model returned {len(vectors)} embeddings for {len(indices)} inputs")
         return dict(zip(indices, vectors))
 
-    def _hints(self) -> dict[str, str]:
-        if is_supported("image", self.modalities):
+    @staticmethod
+    def _hints(modalities: list) -> dict[str, str]:
+        if is_supported("image", modalities):
             return {"video": "to embed videos as the mean of sampled frames, set video_frames=8"}
         return {}
 
