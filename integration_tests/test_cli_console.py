@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from modalbridge.indexing import file_id
+from modalbridge.cli.indexing import file_id
 
 
 def _script() -> str:

@@ -11,7 +11,7 @@ import pytest
 
 from modalbridge import Embedder, Image
 from modalbridge.cli import main
-from modalbridge.indexing import file_id
+from modalbridge.cli.indexing import file_id
 
 
 @pytest.fixture()

@@ -21,7 +21,7 @@ from PIL import Image as PILImage
 
 from modalbridge.cli import main
 from modalbridge.demo import synthetic
-from modalbridge.indexing import file_id
+from modalbridge.cli.indexing import file_id
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 WINDOW = (1200, 1400)

@@ -30,8 +30,8 @@ from modalbridge.loading import MODEL_CACHE  # noqa: E402
 def no_remote_code(monkeypatch):
     """A process that has not opted in to remote code and constructed no function with it."""
     monkeypatch.delenv(ENV_TRUST_REMOTE_CODE, raising=False)
-    monkeypatch.setattr(mb_chroma, "_remote_code_switch", False)
-    monkeypatch.setattr(mb_chroma, "_remote_code_consents", set())
+    monkeypatch.setattr(mb_chroma.function, "_remote_code_switch", False)
+    monkeypatch.setattr(mb_chroma.function, "_remote_code_consents", set())
 
 
 @pytest.fixture(scope="module")

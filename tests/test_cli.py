@@ -17,7 +17,7 @@ import pytest
 
 from modalbridge import Audio, Embedder, Image, Reranker, Video
 from modalbridge.cli import main
-from modalbridge.indexing import MediaIndex, embed_each_or_fail, file_id, open_client, query_item
+from modalbridge.cli.indexing import MediaIndex, embed_each_or_fail, file_id, open_client, query_item
 
 SETTINGS = chromadb.Settings(anonymized_telemetry=False)
 

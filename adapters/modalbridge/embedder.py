@@ -16,7 +16,7 @@ same settings; mixed batches are encoded one modality at a time and returned in 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, Sequence
 
 import numpy as np

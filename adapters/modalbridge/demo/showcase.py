@@ -2,12 +2,12 @@
 
 1. Generates a small media folder with the demo's synthetic generators: pictures of coloured shapes
    (PNG), sounds (WAV) and short videos of moving shapes (MP4), named after their captions.
-2. Indexes it into an embedded Chroma under ``DIR/db`` with :class:`~modalbridge.indexing.MediaIndex`
+2. Indexes it into an embedded Chroma under ``DIR/db`` with :class:`~modalbridge.cli.indexing.MediaIndex`
    (the text+image demo model for pictures and videos — videos as the mean of sampled frames — and
    the text+audio demo model for sounds).
 3. Runs text->image, image->image, text->audio, text->video and retrieve-and-rerank queries, prints
    each result table and whether the top hit is the item the query was made from.
-4. Writes ``DIR/results.html`` (:mod:`modalbridge.report`).
+4. Writes ``DIR/results.html`` (:mod:`modalbridge.cli.report`).
 
 Every step is deterministic (seeded generators), so the output is the same on every run::
 
@@ -72,7 +72,7 @@ class DemoOutcome:
     page: Path
     queries: list[DemoQuery]
     report: Any
-    """The :class:`~modalbridge.indexing.IndexReport` of indexing the media folder."""
+    """The :class:`~modalbridge.cli.indexing.IndexReport` of indexing the media folder."""
     seconds: float
     media: dict[str, list[str]] = field(default_factory=dict)
 
@@ -115,7 +115,7 @@ def make_media(folder: str | os.PathLike) -> dict[str, Any]:
 
 
 def _defaults(model: str | None, audio_model: str | None, reranker: str | None) -> tuple[str, str, str]:
-    from modalbridge.indexing import default_models, default_reranker
+    from modalbridge.cli.indexing import default_models, default_reranker
 
     if model is None or audio_model is None:
         demo_model, demo_audio = default_models()
@@ -136,8 +136,8 @@ def run_demo(
     """Run the demo (see the module doc) and print as it goes to ``stream`` (default: stdout).
     ``model`` / ``audio_model`` / ``reranker`` default to the demo models."""
     from modalbridge import Reranker
-    from modalbridge.indexing import MediaIndex, format_hits, open_client
-    from modalbridge.report import PageSection, write_results_page
+    from modalbridge.cli.indexing import MediaIndex, format_hits, open_client
+    from modalbridge.cli.report import PageSection, write_results_page
 
     out = stream or sys.stdout
     started = time.perf_counter()

@@ -6,7 +6,7 @@ excerpt; with its rank, score, modality and path. Media are embedded as ``data:`
 opens anywhere (send it, open it from another folder); a file larger than ``max_embed_bytes`` is
 linked by its relative path instead::
 
-    from modalbridge.report import PageSection, write_results_page
+    from modalbridge.cli.report import PageSection, write_results_page
 
     write_results_page("results.html", [PageSection("a red circle", result)])
 """
@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from modalbridge.indexing import Hit, SearchResult
+from modalbridge.cli.indexing import Hit, SearchResult
 from modalbridge.items import Audio, Image, Video, modality_of
 from modalbridge.media import MediaError, decode_image, read_audio
 
@@ -247,7 +247,7 @@ def _status_html(section: PageSection, media: _Media) -> str:
         return f'<div class="status ok" data-ok="1">✓ the top hit is the expected item ({name})</div>'
     where = f"at rank {ranks[0]}" if ranks else "not in the results"
     modality = next((h.modality for h in section.result.hits if h.modality), None) or section.result.query_modality
-    from modalbridge.indexing import file_modality
+    from modalbridge.cli.indexing import file_modality
 
     preview = media.render(section.expected, file_modality(section.expected) or modality)
     return (

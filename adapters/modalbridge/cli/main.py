@@ -10,7 +10,7 @@
 Exit codes: 0 success; 1 ``index`` stored everything it could but some files failed (listed);
 2 usage errors and errors that stop the command (a model that cannot be loaded, a missing index, an
 unreachable server, an unreadable query file) — the message is printed, without a traceback.
-The logic lives in :mod:`modalbridge.indexing`, :mod:`modalbridge.report` and
+The logic lives in :mod:`modalbridge.cli.indexing`, :mod:`modalbridge.cli.report` and
 :mod:`modalbridge.demo.showcase`; this module only parses arguments and prints.
 """
 
@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _is_expected(exc: Exception) -> bool:
-    from modalbridge.indexing import MediaIndexError
+    from modalbridge.cli.indexing import MediaIndexError
     from modalbridge.loading import ModelLoadError
     from modalbridge.media import MediaError
 
@@ -158,7 +158,7 @@ def _quiet_libraries() -> None:
 
 
 def _client(args, create: bool):
-    from modalbridge.indexing import open_client
+    from modalbridge.cli.indexing import open_client
 
     return open_client(args.db, args.host, args.port, create=create)
 
@@ -168,7 +168,7 @@ def _where(args) -> str:
 
 
 def _index(args) -> int:
-    from modalbridge.indexing import MediaIndex
+    from modalbridge.cli.indexing import MediaIndex
 
     index = MediaIndex(
         _client(args, create=True),
@@ -189,7 +189,7 @@ def _index(args) -> int:
 
 def _search(args) -> int:
     from modalbridge import Reranker
-    from modalbridge.indexing import MediaIndex, default_reranker, format_hits, query_item
+    from modalbridge.cli.indexing import MediaIndex, default_reranker, format_hits, query_item
 
     query = query_item(args.query, image=args.image, audio=args.audio, video=args.video)
     index = MediaIndex(
@@ -208,7 +208,7 @@ def _search(args) -> int:
     result = index.search(query, k=args.k, modality=args.modality, reranker=reranker, top_n=args.top_n)
     print(format_hits(result))
     if args.html:
-        from modalbridge.report import PageSection, write_results_page
+        from modalbridge.cli.report import PageSection, write_results_page
 
         title = result.query if isinstance(result.query, str) else f"{result.query_modality} query: {os.path.basename(result.query.source)}"
         path = write_results_page(

@@ -1,45 +1,10 @@
-"""Chroma adapter: a persistent multimodal embedding function, a media data loader, and reranking.
-
-Needs the ``[chroma]`` extra (``pip install 'modalbridge[chroma]'``)::
-
-    import chromadb
-    from modalbridge import Reranker
-    from modalbridge.chroma import MultimodalDataLoader, MultimodalEmbeddingFunction, rerank_query_result
-
-    client = chromadb.PersistentClient("db")
-    collection = client.create_collection(
-        "media",
-        embedding_function=MultimodalEmbeddingFunction("sentence-transformers/clip-ViT-B-32"),
-        data_loader=MultimodalDataLoader(),
-    )
-    collection.add(ids=["d1"], documents=["a dog on a beach"])        # text (always text)
-    collection.add(ids=["i1"], images=[photo_array])                    # (H, W, 3) arrays
-    collection.add(ids=["u1", "u2"], uris=["cat.jpg", "dog.png"])       # files, by extension
-    hits = collection.query(query_texts=["a dog"], n_results=10, include=["documents", "uris", "distances"])
-    best = rerank_query_result(hits, "a dog", Reranker("Qwen/Qwen3-VL-Reranker-2B"), top_n=3)
-
-How it maps onto Chroma:
-
-* :class:`MultimodalEmbeddingFunction` wraps one :class:`~modalbridge.Embedder`. Chroma stores its name
-  (``"modalbridge"``) and :meth:`~MultimodalEmbeddingFunction.get_config` with the collection, and
-  rebuilds it with :meth:`~MultimodalEmbeddingFunction.build_from_config` when the collection is opened
-  without a function (``client.get_collection(name)``); this module must be imported first so the name
-  is registered. Rebuilding is cheap: models come from the core's process-wide cache.
-* ``add``/``upsert`` embed with the document prompt (``__call__``), ``query`` with the query prompt
-  (``embed_query``). A ``str`` is always text; a numpy array (Chroma's image type) is an image; the
-  tagged items :class:`MultimodalDataLoader` makes from URIs are embedded as what they are.
-* A collection's distance space defaults to the model's similarity function (cosine -> ``"cosine"``,
-  dot -> ``"ip"``, euclidean -> ``"l2"``), see :meth:`~MultimodalEmbeddingFunction.default_space`.
-* ``trust_remote_code=True`` is never switched on by reading a stored configuration alone: see
-  :func:`allow_remote_code`.
-"""
+"""The registered Chroma embedding function (config round trip, remote-code consent)."""
 
 from __future__ import annotations
 
 import os
-import re
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import Any, Literal, Sequence
 
 import numpy as np
@@ -51,31 +16,19 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("modalbridge.chroma needs chromadb: pip install 'modalbridge[chroma]'") from exc
 
 from modalbridge.embedder import Embedder, EncodeSettings
-from modalbridge.items import Audio, Combined, Image, MediaItem, Video, describe_item, renamed_item_error
+from modalbridge.items import (
+    Combined,
+    Image,
+    MediaItem,
+    describe_item,
+    renamed_item_error,
+)
 from modalbridge.loading import LoadSettings
-from modalbridge.media import MediaError, decode_image, map_parallel, read_audio, read_video, tag_uri
-from modalbridge.reranker import Reranker
 
 try:
     from PIL.Image import Image as PILImage
 except ImportError:  # pragma: no cover
     PILImage = None  # type: ignore[assignment,misc]
-
-__all__ = [
-    "ENV_TRUST_REMOTE_CODE",
-    "EMBEDDING_FUNCTION_NAME",
-    "UPDATABLE_SETTINGS",
-    "LoadedMedia",
-    "MultimodalDataLoader",
-    "MultimodalEmbeddingFunction",
-    "RemoteCodeNotAllowedError",
-    "RerankedResult",
-    "allow_remote_code",
-    "remote_code_allowed",
-    "rerank_query_result",
-    "rerank_query_results",
-    "update_embedding_function",
-]
 
 EMBEDDING_FUNCTION_NAME = "modalbridge"
 """The name Chroma stores with a collection, and looks up in its registry when reopening it."""
@@ -98,7 +51,6 @@ _SETTING_NAMES = frozenset(
 
 _SPACE_OF_SIMILARITY: dict[str, Space] = {"cosine": "cosine", "dot": "ip", "euclidean": "l2", "manhattan": "l2"}
 _ALL_SPACES: list[Space] = ["cosine", "ip", "l2"]
-
 
 # -- remote code -------------------------------------------------------------------------------------
 
@@ -371,246 +323,3 @@ def update_embedding_function(collection: Any, function: MultimodalEmbeddingFunc
         )
     function.validate_config_update(stored.get("config") or {}, function.get_config())
     collection.modify(configuration={"embedding_function": function})
-
-
-# -- data loader ----------------------------------------------------------------------------------------
-
-
-class LoadedMedia(list):
-    """What :class:`MultimodalDataLoader` returns: a plain list of loaded items (``None`` for a record
-    without a URI), with the ``uris`` they came from, so embedding errors can name the URI."""
-
-    def __init__(self, items: Sequence[Any], uris: Sequence[str | None]) -> None:
-        super().__init__(items)
-        self.uris = list(uris)
-
-
-class MultimodalDataLoader:
-    """A Chroma ``data_loader`` for image, audio and video files (or URLs, with ``allow_fetch=True``).
-
-    Each URI is tagged by its extension (or as ``modality``) with :func:`modalbridge.media.tag_uri` and
-    decoded in parallel:
-
-    * image -> a ``numpy`` (H, W, 3) uint8 RGB array (EXIF-oriented): Chroma's own image type, as
-      ``add(images=...)`` and Chroma's ``ImageLoader`` use;
-    * audio -> ``Audio(waveform, sampling_rate=rate)``: mono float32 at the file's own rate (the
-      embedding function resamples to the model's rate);
-    * video -> ``Video(frames, fps=fps)`` with all (T, H, W, 3) uint8 frames; with ``decode_video=False``
-      the tag ``Video(uri)`` itself (the model's processor then decodes only the frames it samples, which
-      saves memory on long videos; an unreadable file is then reported when it is embedded).
-
-    ``None`` URIs (records added without one) load as ``None``. An unreadable or missing URI raises
-    :class:`~modalbridge.MediaError` naming it. ``include=["data"]`` returns these same values.
-    """
-
-    def __init__(
-        self,
-        modality: Literal["image", "audio", "video"] | None = None,
-        *,
-        max_workers: int = 8,
-        allow_fetch: bool = False,
-        decode_video: bool = True,
-    ) -> None:
-        if modality not in (None, "image", "audio", "video"):
-            raise ValueError(f"modality must be 'image', 'audio', 'video' or None, got {modality!r}")
-        self.modality = modality
-        self.max_workers = max_workers
-        self.allow_fetch = allow_fetch
-        self.decode_video = decode_video
-
-    def __repr__(self) -> str:
-        return f"MultimodalDataLoader(modality={self.modality!r}, decode_video={self.decode_video})"
-
-    def __call__(self, uris: Sequence[str | None]) -> LoadedMedia:
-        if isinstance(uris, str) or not isinstance(uris, Sequence):
-            raise TypeError(f"expected a list of URIs, got {type(uris).__name__}")
-        indexed = list(enumerate(uris))
-        return LoadedMedia(map_parallel(self._load, indexed, self.max_workers), uris)
-
-    def _load(self, indexed: tuple[int, str | None]) -> Any:
-        index, uri = indexed
-        if uri is None:
-            return None
-        if not isinstance(uri, str):
-            raise TypeError(f"uri {index}: expected a str, got {type(uri).__name__}")
-        try:
-            item = tag_uri(uri, self.modality)
-            if isinstance(item, Image):
-                return np.array(decode_image(item, self.allow_fetch))  # writable: torch warns on read-only arrays
-            if isinstance(item, Audio):
-                waveform, rate = read_audio(item, self.allow_fetch)
-                return Audio(waveform, sampling_rate=rate)
-            if not self.decode_video:
-                return item
-            frames, fps = read_video(item, self.allow_fetch)
-            return Video(frames, fps=fps)
-        except MediaError as exc:
-            raise MediaError(f"uri {index}: {exc}") from None
-
-
-# -- reranking --------------------------------------------------------------------------------------------
-
-RerankSource = Literal["auto", "documents", "uris", "data"]
-
-
-@dataclass
-class RerankedResult:
-    """One query's hits in reranked order (best first). A field is ``None`` when the query result did
-    not include it (as in Chroma's own results)."""
-
-    ids: list[str]
-    scores: list[float]
-    """The reranker's scores (higher is better)."""
-    distances: list[float] | None
-    documents: list[str | None] | None
-    uris: list[str | None] | None
-    metadatas: list[Any] | None
-    data: list[Any] | None
-    positions: list[int]
-    """Each hit's position in the original (retrieval) order."""
-    sources: list[str]
-    """What was scored for each hit: ``"data"``, ``"uri"`` or ``"document"``."""
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-
-def _row_field(result: Any, key: str, row: int) -> list[Any] | None:
-    values = result.get(key)
-    if values is None:
-        return None
-    return list(values[row])
-
-
-def _query_item(query: Any) -> Any:
-    """A query as a core item: str -> text (never a path), numpy array -> image, tagged items as is."""
-    return _as_item(query, "query")
-
-
-def _hit_item(
-    hit_id: str,
-    source: RerankSource,
-    document: Any,
-    uri: Any,
-    data: Any,
-    uri_modality: str | None,
-) -> tuple[Any, str]:
-    if source in ("auto", "data") and data is not None:
-        return _as_item(data, f"id {hit_id!r} (data)"), "data"
-    if source in ("auto", "uris") and uri is not None:
-        try:
-            return tag_uri(uri, uri_modality), "uri"
-        except MediaError as exc:
-            raise MediaError(f"id {hit_id!r}: {exc}") from None
-    if source in ("auto", "documents") and document is not None:
-        return document, "document"
-    wanted = {"auto": "data, uri or document", "data": "data", "uris": "uri", "documents": "document"}[source]
-    raise ValueError(
-        f"id {hit_id!r}: the query result has no {wanted} for this hit to rerank "
-        "(was it included, e.g. include=['documents', 'uris', 'distances']?)"
-    )
-
-
-def rerank_query_result(
-    result: Any,
-    query: Any,
-    reranker: Reranker,
-    *,
-    top_n: int | None = None,
-    row: int = 0,
-    source: RerankSource = "auto",
-    uri_modality: Literal["image", "audio", "video"] | None = None,
-) -> RerankedResult:
-    """Rerank the hits of one query of a ``collection.query(...)`` result with a core :class:`Reranker`.
-
-    Args:
-        result: what ``collection.query`` returned.
-        query: the query to score against: a ``str`` (always text), a numpy image array, a PIL image, or a
-            tagged ``Image``/``Audio``/``Video``/``Combined`` (tag a file path: ``Image("q.jpg")``).
-        reranker: the core reranker (its model is shared through the core's cache).
-        top_n: keep at most this many hits (default: all).
-        row: which query of the result (``query_texts=[q0, q1]`` -> rows 0 and 1).
-        source: what each hit is scored as. ``"documents"``: its document text. ``"uris"``: its URI,
-            tagged by extension (or ``uri_modality``) and decoded by the reranker. ``"data"``: what the
-            collection's data loader returned for it (``include=["data"]``): arrays are images, tagged
-            items as they are. ``"auto"`` (default), per hit: data if included and not ``None``, else the
-            URI if included and not ``None``, else the document; a hit with none of them is an error
-            naming its id. ``sources`` in the result says what was used for each hit.
-        uri_modality: the modality of every URI, for URIs without a telling extension.
-
-    Returns:
-        a :class:`RerankedResult`: ids, documents, uris, metadatas, distances, data, scores, the original
-        positions and the sources, best score first (ties keep retrieval order).
-    """
-    if source not in ("auto", "documents", "uris", "data"):
-        raise ValueError(f"source must be 'auto', 'documents', 'uris' or 'data', got {source!r}")
-    all_ids = result.get("ids") if hasattr(result, "get") else None
-    if all_ids is None:
-        raise TypeError("result must be what collection.query(...) returned (a dict with 'ids')")
-    if not 0 <= row < len(all_ids):
-        raise IndexError(f"row {row} is out of range: the result has {len(all_ids)} queries")
-    ids = list(all_ids[row])
-    documents = _row_field(result, "documents", row)
-    uris = _row_field(result, "uris", row)
-    data = _row_field(result, "data", row)
-    metadatas = _row_field(result, "metadatas", row)
-    distances = _row_field(result, "distances", row)
-
-    query_item = _query_item(query)
-    items, sources = [], []
-    for j, hit_id in enumerate(ids):
-        item, used = _hit_item(
-            hit_id,
-            source,
-            documents[j] if documents is not None else None,
-            uris[j] if uris is not None else None,
-            data[j] if data is not None else None,
-            uri_modality,
-        )
-        items.append(item)
-        sources.append(used)
-    try:
-        ranked = reranker.rank(query_item, items, top_n=top_n)
-    except (ValueError, TypeError) as exc:
-        raise renamed_item_error(exc, [f"id {hit_id!r}" for hit_id in ids]) from None
-    order = [hit.index for hit in ranked]
-
-    def pick(values: list[Any] | None) -> list[Any] | None:
-        return None if values is None else [values[i] for i in order]
-
-    return RerankedResult(
-        ids=[ids[i] for i in order],
-        scores=[hit.score for hit in ranked],
-        distances=pick(distances),
-        documents=pick(documents),
-        uris=pick(uris),
-        metadatas=pick(metadatas),
-        data=pick(data),
-        positions=order,
-        sources=[sources[i] for i in order],
-    )
-
-
-def rerank_query_results(
-    result: Any,
-    queries: Sequence[Any],
-    reranker: Reranker,
-    *,
-    top_n: int | None = None,
-    source: RerankSource = "auto",
-    uri_modality: Literal["image", "audio", "video"] | None = None,
-) -> list[RerankedResult]:
-    """Rerank every query of a ``collection.query(...)`` result: ``queries[i]`` reranks row ``i``
-    (pass the same queries the collection was queried with). See :func:`rerank_query_result`."""
-    all_ids = result.get("ids") if hasattr(result, "get") else None
-    if all_ids is None:
-        raise TypeError("result must be what collection.query(...) returned (a dict with 'ids')")
-    if isinstance(queries, str) or len(queries) != len(all_ids):
-        count = 1 if isinstance(queries, str) else len(queries)
-        raise ValueError(f"got {count} queries for a result of {len(all_ids)} queries: pass one query per row")
-    return [
-        rerank_query_result(
-            result, query, reranker, top_n=top_n, row=row, source=source, uri_modality=uri_modality
-        )
-        for row, query in enumerate(queries)
-    ]

@@ -2,7 +2,7 @@
 
 This is what the ``modalbridge`` command runs, usable from Python too::
 
-    from modalbridge.indexing import MediaIndex, open_client
+    from modalbridge.cli.indexing import MediaIndex, open_client
 
     index = MediaIndex(open_client("modalbridge-db"), "photos", model="sentence-transformers/clip-ViT-B-32")
     report = index.index(["~/Pictures", "notes.md"])
@@ -42,7 +42,6 @@ import numpy as np
 from modalbridge.embedder import Embedder
 from modalbridge.inputs import is_supported
 from modalbridge.items import modality_of
-from modalbridge.loading import ModelLoadError
 from modalbridge.media import MediaError, modality_from_extension, tag_uri
 from modalbridge.reranker import Reranker
 

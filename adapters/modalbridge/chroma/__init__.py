@@ -1,0 +1,70 @@
+"""Chroma adapter: a persistent multimodal embedding function, a media data loader, and reranking.
+
+Needs the ``[chroma]`` extra (``pip install 'modalbridge[chroma]'``)::
+
+    import chromadb
+    from modalbridge import Reranker
+    from modalbridge.chroma import MultimodalDataLoader, MultimodalEmbeddingFunction, rerank_query_result
+
+    client = chromadb.PersistentClient("db")
+    collection = client.create_collection(
+        "media",
+        embedding_function=MultimodalEmbeddingFunction("sentence-transformers/clip-ViT-B-32"),
+        data_loader=MultimodalDataLoader(),
+    )
+    collection.add(ids=["d1"], documents=["a dog on a beach"])        # text (always text)
+    collection.add(ids=["i1"], images=[photo_array])                    # (H, W, 3) arrays
+    collection.add(ids=["u1", "u2"], uris=["cat.jpg", "dog.png"])       # files, by extension
+    hits = collection.query(query_texts=["a dog"], n_results=10, include=["documents", "uris", "distances"])
+    best = rerank_query_result(hits, "a dog", Reranker("Qwen/Qwen3-VL-Reranker-2B"), top_n=3)
+
+How it maps onto Chroma:
+
+* :class:`MultimodalEmbeddingFunction` wraps one :class:`~modalbridge.Embedder`. Chroma stores its name
+  (``"modalbridge"``) and :meth:`~MultimodalEmbeddingFunction.get_config` with the collection, and
+  rebuilds it with :meth:`~MultimodalEmbeddingFunction.build_from_config` when the collection is opened
+  without a function (``client.get_collection(name)``); this module must be imported first so the name
+  is registered. Rebuilding is cheap: models come from the core's process-wide cache.
+* ``add``/``upsert`` embed with the document prompt (``__call__``), ``query`` with the query prompt
+  (``embed_query``). A ``str`` is always text; a numpy array (Chroma's image type) is an image; the
+  tagged items :class:`MultimodalDataLoader` makes from URIs are embedded as what they are.
+* A collection's distance space defaults to the model's similarity function (cosine -> ``"cosine"``,
+  dot -> ``"ip"``, euclidean -> ``"l2"``), see :meth:`~MultimodalEmbeddingFunction.default_space`.
+* ``trust_remote_code=True`` is never switched on by reading a stored configuration alone: see
+  :func:`allow_remote_code`.
+
+Modules: :mod:`.function` (the embedding function), :mod:`.loader` (the data loader), :mod:`.rerank`.
+"""
+
+from modalbridge.chroma.function import (
+    EMBEDDING_FUNCTION_NAME,
+    ENV_TRUST_REMOTE_CODE,
+    UPDATABLE_SETTINGS,
+    MultimodalEmbeddingFunction,
+    RemoteCodeNotAllowedError,
+    allow_remote_code,
+    remote_code_allowed,
+    update_embedding_function,
+)
+from modalbridge.chroma.loader import LoadedMedia, MultimodalDataLoader
+from modalbridge.chroma.rerank import (
+    RerankedResult,
+    rerank_query_result,
+    rerank_query_results,
+)
+
+__all__ = [
+    "ENV_TRUST_REMOTE_CODE",
+    "EMBEDDING_FUNCTION_NAME",
+    "UPDATABLE_SETTINGS",
+    "LoadedMedia",
+    "MultimodalDataLoader",
+    "MultimodalEmbeddingFunction",
+    "RemoteCodeNotAllowedError",
+    "RerankedResult",
+    "allow_remote_code",
+    "remote_code_allowed",
+    "rerank_query_result",
+    "rerank_query_results",
+    "update_embedding_function",
+]

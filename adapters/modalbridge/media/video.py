@@ -1,0 +1,107 @@
+"""Video: paths are left to the model's video processor (torchcodec) when it can decode them, else
+decoded with PyAV together with the metadata the processor needs to sample frames itself."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from io import BytesIO
+from typing import Any
+
+import numpy as np
+
+from modalbridge.items import Video
+from modalbridge.media.common import MediaError, _read_source
+
+
+@lru_cache(maxsize=1)
+def torchcodec_decodes_video() -> bool:
+    """Whether transformers' video processors can decode paths here (torchcodec with FFmpeg)."""
+    try:
+        from transformers.utils.import_utils import is_torchcodec_usable
+
+        return bool(is_torchcodec_usable(decode="video"))
+    except Exception:
+        return False
+
+
+def _pyav_decode(data: str | bytes, describe: str) -> tuple[np.ndarray, float]:
+    """All frames (T, H, W, 3) uint8 and the average fps, decoded with PyAV (FFmpeg bundled in the wheel)."""
+    try:
+        import av
+    except ImportError as exc:
+        raise MediaError("decoding video needs PyAV or torchcodec: pip install 'modalbridge[video]'") from exc
+    try:
+        with av.open(BytesIO(data) if isinstance(data, bytes) else data) as container:
+            stream = container.streams.video[0]
+            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+            fps = float(stream.average_rate) if stream.average_rate else 24.0
+    except Exception as exc:
+        raise MediaError(f"{describe}: cannot decode video ({exc})") from None
+    if len(frames) < 2:
+        raise MediaError(f"{describe}: a video needs at least 2 frames, got {len(frames)}")
+    return np.stack(frames), fps
+
+
+def _frames_array(item: Video) -> np.ndarray:
+    source = item.source
+    if isinstance(source, (list, tuple)):
+        source = np.stack([np.asarray(frame) for frame in source])
+    frames = np.asarray(source.detach().cpu() if hasattr(source, "detach") else source)
+    if frames.ndim != 4:
+        raise MediaError(f"{item.describe()}: video frames must be a (T, H, W, C) array or a list of images")
+    if frames.shape[0] < 2:
+        raise MediaError(f"{item.describe()}: a video needs at least 2 frames, got {frames.shape[0]}")
+    return frames
+
+
+def _is_frames(source: Any) -> bool:
+    return hasattr(source, "shape") or isinstance(source, (list, tuple))
+
+
+def _metadata(num_frames: int, fps: float | None) -> dict[str, Any]:
+    return {
+        "fps": fps,
+        "total_num_frames": num_frames,
+        "duration": num_frames / fps if fps else None,
+        "frames_indices": list(range(num_frames)),
+    }
+
+
+def decode_video(item: Video, allow_fetch: bool = False, in_pair: bool = False) -> Any:
+    """The sentence-transformers input for a video.
+
+    Paths go to the model's processor as ``{"video": path}`` (it decodes only the frames it samples) when
+    torchcodec can decode video; otherwise, and for bytes and URLs, PyAV decodes the frames and the result
+    carries the metadata the processor needs to sample them itself. Inside reranker pairs
+    sentence-transformers takes frames only as ``{"video": frames}`` (24 fps assumed)."""
+    if _is_frames(item.source):
+        frames = _frames_array(item)
+        if item.fps is None or in_pair:
+            return {"video": frames}
+        return {"video": {"array": frames, "video_metadata": _metadata(len(frames), item.fps)}}
+    data = _read_source(item, allow_fetch)
+    if isinstance(data, str) and torchcodec_decodes_video():
+        return {"video": data}
+    frames, fps = _pyav_decode(data, item.describe())
+    if in_pair:
+        return {"video": frames}
+    return {"video": {"array": frames, "video_metadata": _metadata(len(frames), fps)}}
+
+
+def sample_video_frames(item: Video, num_frames: int, allow_fetch: bool = False) -> list[Any]:
+    """``num_frames`` evenly spaced frames (uint8 HWC arrays), for image-only models that embed a video
+    as the mean of its frames."""
+    if _is_frames(item.source):
+        frames = _frames_array(item)
+    else:
+        frames, _ = _pyav_decode(_read_source(item, allow_fetch), item.describe())
+    indices = np.linspace(0, len(frames) - 1, num=min(num_frames, len(frames))).round().astype(int)
+    return [np.ascontiguousarray(frames[i]) for i in indices]
+
+
+def read_video(item: Video, allow_fetch: bool = False) -> tuple[np.ndarray, float | None]:
+    """All frames of any :class:`Video` source as a (T, H, W, 3) uint8 array, and its fps (``item.fps``
+    for frame sources, which may be ``None``), for data loaders that hand decoded videos back."""
+    if _is_frames(item.source):
+        return _frames_array(item), item.fps
+    return _pyav_decode(_read_source(item, allow_fetch), item.describe())
