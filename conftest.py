@@ -97,3 +97,9 @@ def audio_paths(shared_data_dir) -> list[str]:
 def video_path(tmp_path_factory) -> str:
     """A tiny H.264 mp4 (8 frames, 32x32, 4 fps, 2 s) from ``testing.make_test_video``, as ``str``."""
     return testing.make_test_video(tmp_path_factory.mktemp("video") / "test.mp4")
+
+
+@pytest.fixture(scope="session")
+def tiny_colqwen2_path(tmp_path_factory) -> str:
+    """ColQwen2 retrieval model: ``MultiVectorEncoder(path)``, text + image, 16-d token vectors, MaxSim."""
+    return testing.build_tiny_colqwen2(tmp_path_factory.mktemp("tiny_colqwen2"))

@@ -52,10 +52,16 @@ class EncodeSettings:
     evenly spaced frames (normalized when ``normalize`` is on or the model ends in a Normalize module).
     ``None`` (default) refuses videos on such models."""
     decode_workers: int = 8
+    token_pool_factor: float | None = None
+    """Multi-vector (late-interaction) models only: shrink each document to about ``1 / token_pool_factor``
+    of its token vectors by hierarchical clustering (sentence-transformers' ``HierarchicalTokenPooling``);
+    queries are never pooled. ``None`` (default) keeps every token."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.token_pool_factor is not None and not self.token_pool_factor >= 1:
+            raise ValueError(f"token_pool_factor must be at least 1 (or None), got {self.token_pool_factor}")
         if self.video_frames is not None and self.video_frames < 1:
             raise ValueError(f"video_frames must be at least 1, got {self.video_frames}")
 
@@ -73,6 +79,8 @@ class Embedder:
     """
 
     kind = "embedder"
+    unsupported_settings = {"token_pool_factor": "it pools the token vectors of multi-vector models (MultiVectorEmbedder)"}
+    """Encode settings this class refuses (name -> why), so that none is silently ignored."""
 
     def __init__(
         self,
@@ -107,6 +115,10 @@ class Embedder:
         if unknown:
             raise TypeError(f"Embedder got unknown settings: {', '.join(sorted(unknown))}")
         self.encode_settings = EncodeSettings(**encode_settings)
+        defaults = EncodeSettings()
+        for name, reason in self.unsupported_settings.items():
+            if getattr(self.encode_settings, name) != getattr(defaults, name):
+                raise ValueError(f"{type(self).__name__} does not take {name}: {reason}")
 
     # -- configuration -------------------------------------------------------------------------------
 
@@ -129,15 +141,15 @@ class Embedder:
     @property
     def model(self):
         """The shared ``SentenceTransformer`` (loaded on first access)."""
-        return MODEL_CACHE.get("embedder", self.load_settings)
+        return MODEL_CACHE.get(self.kind, self.load_settings)
 
     @property
     def is_loaded(self) -> bool:
-        return MODEL_CACHE.is_loaded("embedder", self.load_settings)
+        return MODEL_CACHE.is_loaded(self.kind, self.load_settings)
 
     def release(self) -> bool:
         """Release the shared model for these load settings (for every adapter that shares it)."""
-        return MODEL_CACHE.release("embedder", self.load_settings)
+        return MODEL_CACHE.release(self.kind, self.load_settings)
 
     @property
     def modalities(self) -> list:
@@ -224,7 +236,7 @@ class Embedder:
                 except (TypeError, ValueError) as exc:
                     errors[index] = renamed_item_error(exc, offset=index)
         if not items and errors is None:
-            return np.empty((0, self.dimension), dtype=np.float32)
+            return self._collect({}, 0)
 
         groups: dict[Any, list[int]] = {}
         for index, modality in item_modalities.items():
@@ -241,7 +253,14 @@ class Embedder:
             rows.update(self._encode_group(inputs, role, errors))
         if errors is not None:
             return rows
-        return np.stack([rows[i] for i in range(len(items))])
+        return self._collect(rows, len(items))
+
+    def _collect(self, rows: dict[int, Any], count: int) -> Any:
+        """The result of a call from its rows (position -> vector): one ``(count, dimension)`` array.
+        (:class:`~modalbridge.multivector.MultiVectorEmbedder` returns a list of token matrices.)"""
+        if count == 0:
+            return np.empty((0, self.dimension), dtype=np.float32)
+        return np.stack([rows[i] for i in range(count)])
 
     def _encode_group(self, inputs: dict[int, Any], role: str, errors: dict[int, Exception] | None) -> dict[int, Any]:
         """Encode one modality's decoded inputs in one call. When collecting errors and the model fails on

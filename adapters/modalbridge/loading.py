@@ -24,7 +24,7 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-ModelKind = Literal["embedder", "reranker"]
+ModelKind = Literal["embedder", "reranker", "multivector"]
 DTYPES = ("float32", "float16", "bfloat16")
 BACKENDS = ("torch", "onnx", "openvino")
 
@@ -114,6 +114,10 @@ def _load(kind: ModelKind, settings: LoadSettings):
             from sentence_transformers import SentenceTransformer
 
             return SentenceTransformer(settings.model_name_or_path, **common)
+        if kind == "multivector":  # late interaction (ColBERT / ColPali / ColQwen2): one vector per token
+            from sentence_transformers import MultiVectorEncoder
+
+            return MultiVectorEncoder(settings.model_name_or_path, **common)
         from sentence_transformers import CrossEncoder
 
         return CrossEncoder(settings.model_name_or_path, max_length=settings.max_length, **common)

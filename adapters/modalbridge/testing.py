@@ -13,6 +13,7 @@ sentence-transformers' own load/save for the Qwen3-VL models) and returns ``str(
     qwen = SentenceTransformer(testing.build_tiny_qwen3vl_embedder(tmp / "qwen"))  # text/image/video/message
     bert = CrossEncoder(testing.build_tiny_text_cross_encoder(tmp / "ce"))  # (text, text) scores
     rr = CrossEncoder(testing.build_tiny_qwen3vl_reranker(tmp / "rr"))     # (text|image|video, ...) scores
+    col = MultiVectorEncoder(testing.build_tiny_colqwen2(tmp / "colqwen2"))  # late interaction, 16-d tokens
     minilm = SentenceTransformer(testing.minilm_path())                     # real all-MiniLM-L6-v2, 384-d
 
     video = testing.make_test_video(tmp / "clip.mp4")                      # 8 frames, 32x32, 4 fps
@@ -48,6 +49,7 @@ __all__ = [
     "build_tiny_qwen3vl_embedder",
     "build_tiny_text_cross_encoder",
     "build_tiny_qwen3vl_reranker",
+    "build_tiny_colqwen2",
     "minilm_path",
     "make_test_frames",
     "make_test_video",
@@ -329,6 +331,71 @@ def build_tiny_qwen3vl_reranker(path: str | os.PathLike, seed: int = SEED) -> st
         )
         model = CrossEncoder(modules=[transformer, LogitScore(vocab["1"], vocab["0"])], device="cpu")
         model.save(str(path))
+    return str(path)
+
+
+def build_tiny_colqwen2(path: str | os.PathLike, seed: int = SEED, embedding_dim: int = 16) -> str:
+    """ColQwen2ForRetrieval (Qwen2-VL backbone: 2 text layers, width 32; vision depth 2, patch 8, merge 2x2)
+    with its ColQwen2Processor, saved the way ``-hf`` hub checkpoints are, in well under a second.
+
+    ``MultiVectorEncoder(path)`` loads it (Transformer for the ``retrieval`` task + MultiVectorMask):
+    modalities text and image, ``embedding_dim``-d L2-normalised token vectors, MaxSim. Images are
+    resized to 32x32 .. 64x64 pixels (a 64x64 image gives ~45 document tokens). Like the real model, the
+    processor adds its own query prefix and image prompt, and refuses mixed text + image batches.
+    """
+    from transformers import ColQwen2Config, ColQwen2ForRetrieval, ColQwen2Processor, Qwen2Tokenizer, Qwen2VLImageProcessorPil
+
+    path = Path(path)
+    vocab = byte_level_vocab(_QWEN_SPECIAL_TOKENS)
+    tokenizer = Qwen2Tokenizer(
+        vocab=vocab,
+        merges=[],
+        unk_token=None,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        extra_special_tokens=list(_QWEN_SPECIAL_TOKENS[1:]),
+        model_max_length=4096,
+        padding_side="left",  # as ColQwen2's own tokenizer
+    )
+    image_processor = Qwen2VLImageProcessorPil(
+        size={"shortest_edge": 32 * 32, "longest_edge": 64 * 64},
+        patch_size=8,
+        merge_size=2,
+        temporal_patch_size=2,
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.5, 0.5, 0.5],
+    )
+    config = ColQwen2Config(
+        vlm_config=dict(
+            model_type="qwen2_vl",
+            text_config=dict(
+                vocab_size=len(vocab),
+                hidden_size=32,
+                intermediate_size=64,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                num_key_value_heads=1,
+                max_position_embeddings=4096,
+                # mrope_section must sum to half the head size (32 / 2 heads / 2 = 8)
+                rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 2, 2]},
+                pad_token_id=vocab["<|endoftext|>"],
+                bos_token_id=None,
+                eos_token_id=vocab["<|im_end|>"],
+            ),
+            vision_config=dict(
+                depth=2, embed_dim=32, hidden_size=32, mlp_ratio=2, num_heads=2,  # hidden_size = text width
+                patch_size=8, spatial_merge_size=2, temporal_patch_size=2,
+            ),
+            image_token_id=vocab["<|image_pad|>"],
+            video_token_id=vocab["<|video_pad|>"],
+            vision_start_token_id=vocab["<|vision_start|>"],
+            vision_end_token_id=vocab["<|vision_end|>"],
+        ),
+        embedding_dim=embedding_dim,
+    )
+    config.architectures = ["ColQwen2ForRetrieval"]  # how sentence-transformers recognises a retrieval model
+    _init_model(ColQwen2ForRetrieval, config, seed).save_pretrained(path)
+    ColQwen2Processor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(path)
     return str(path)
 
 
