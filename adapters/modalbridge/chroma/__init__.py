@@ -33,7 +33,11 @@ How it maps onto Chroma:
 * ``trust_remote_code=True`` is never switched on by reading a stored configuration alone: see
   :func:`allow_remote_code`.
 
-Modules: :mod:`.function` (the embedding function), :mod:`.loader` (the data loader), :mod:`.rerank`.
+* :class:`ChromaWriter` writes precomputed vectors (bulk ingest, ``modalbridge index``, Ray): calls never
+  above the store's ``max_batch_size``, upserts (idempotent by id), retried while a server restarts.
+
+Modules: :mod:`.function` (the embedding function), :mod:`.loader` (the data loader), :mod:`.rerank`,
+:mod:`.writer` (bulk writes).
 """
 
 from modalbridge.chroma.function import (
@@ -52,8 +56,11 @@ from modalbridge.chroma.rerank import (
     rerank_query_result,
     rerank_query_results,
 )
+from modalbridge.chroma.writer import ChromaUnavailableError, ChromaWriter, RetryPolicy
 
 __all__ = [
+    "ChromaUnavailableError",
+    "ChromaWriter",
     "ENV_TRUST_REMOTE_CODE",
     "EMBEDDING_FUNCTION_NAME",
     "UPDATABLE_SETTINGS",
@@ -62,6 +69,7 @@ __all__ = [
     "MultimodalEmbeddingFunction",
     "RemoteCodeNotAllowedError",
     "RerankedResult",
+    "RetryPolicy",
     "allow_remote_code",
     "remote_code_allowed",
     "rerank_query_result",

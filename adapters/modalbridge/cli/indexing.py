@@ -35,10 +35,11 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from modalbridge.chroma.writer import ChromaUnavailableError, ChromaWriter, RetryPolicy
 from modalbridge.embedder import Embedder
 from modalbridge.inputs import is_supported
 from modalbridge.items import modality_of
@@ -68,7 +69,6 @@ AUDIO_SUFFIX = "-audio"
 """The audio model's collection is named ``<collection>-audio``."""
 TEXT_EXTENSIONS = (".txt", ".md")
 DEFAULT_VIDEO_FRAMES = 8
-_ID_CHUNK = 500  # ids per collection.get(...) call
 
 
 class MediaIndexError(Exception):
@@ -352,6 +352,10 @@ class MediaIndex:
         use_demo_models: fall back to the demo models when no model is given and no collection exists
             (the audio demo model only when ``model`` is not given either).
         progress: show tqdm progress bars on stderr while embedding.
+        embedding: where files are embedded: :class:`InProcessEmbedding` (default, ``batch_size`` files
+            per batch) or :class:`modalbridge.ray.RayEmbedding` (a Ray cluster).
+        retry: how long writes are retried while the Chroma store is unreachable
+            (:class:`~modalbridge.chroma.RetryPolicy`; the default rides out a server restart).
     """
 
     def __init__(
@@ -367,6 +371,8 @@ class MediaIndex:
         trust_remote_code: bool = False,
         use_demo_models: bool = True,
         progress: bool = False,
+        embedding: Any = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         import modalbridge.chroma  # noqa: F401  (registers the embedding function Chroma stores)
 
@@ -378,6 +384,8 @@ class MediaIndex:
         self.name = name
         self.batch_size = batch_size
         self.progress = progress
+        self.embedding = embedding if embedding is not None else InProcessEmbedding(batch_size)
+        self.retry = retry or RetryPolicy()
         main_collection = _get_collection(client, name)
         audio_collection = _get_collection(client, name + AUDIO_SUFFIX)
         if main_collection is None and audio_collection is None and not use_demo_models and model is None:
@@ -448,13 +456,17 @@ class MediaIndex:
                 return route
         return None
 
-    def _create(self, route: Route) -> Any:
+    def _writer(self, route: Route) -> ChromaWriter:
+        """The writer of a route's collection, created (with its embedding function stored, so that any
+        client reopens it) on first use."""
         if route.collection is None:
             from modalbridge.chroma import MultimodalEmbeddingFunction
 
             function = MultimodalEmbeddingFunction.from_embedder(route.embedder)  # stored with the collection
-            route.collection = self.client.get_or_create_collection(route.name, embedding_function=function)
-        return route.collection
+            writer = ChromaWriter.open(self.client, route.name, function, retry=self.retry)
+            route.collection = writer.collection
+            return writer
+        return ChromaWriter(route.collection, retry=self.retry)
 
     # -- indexing ------------------------------------------------------------------------------------
 
@@ -480,11 +492,15 @@ class MediaIndex:
             routes[route.name] = route
             by_route.setdefault(route.name, []).append((path, modality))
 
-        for name, files in by_route.items():
-            self._index_route(routes[name], files, report)
-        for route in self.routes:
-            if route.collection is not None:
-                report.collections[route.name] = route.collection.count()
+        try:
+            for name, files in by_route.items():
+                self._index_route(routes[name], files, report)
+            for route in self.routes:
+                if route.collection is not None:
+                    report.collections[route.name] = ChromaWriter(route.collection, retry=self.retry).count()
+        except ChromaUnavailableError as exc:
+            stored = len(report.added) + len(report.updated)
+            raise MediaIndexError(f"{exc} ({stored} files were stored in this run; indexing again skips them)") from None
         report.failed.sort()
         return report
 
@@ -494,15 +510,13 @@ class MediaIndex:
         return f"no model of this index takes {modality}: {models}{hint}"
 
     def _index_route(self, route: Route, files: list[tuple[str, str]], report: IndexReport) -> None:
-        collection = self._create(route)
-        stored: dict[str, dict[str, Any]] = {}
+        writer = self._writer(route)
         ids = [path for path, _ in files]
-        for start in range(0, len(ids), _ID_CHUNK):
-            got = collection.get(ids=ids[start : start + _ID_CHUNK], include=["metadatas"])
-            stored.update({i: (m or {}) for i, m in zip(got["ids"], got["metadatas"])})
+        got = writer.get(ids, include=["metadatas"])
+        stored: dict[str, dict[str, Any]] = {i: (m or {}) for i, m in zip(got["ids"], got["metadatas"])}
 
-        todo: list[tuple[str, str, dict[str, Any]]] = []
-        touched_ids, touched_meta = [], []
+        todo: list[FileRecord] = []
+        touched: list[FileRecord] = []
         for path, modality in files:
             try:
                 st = os.stat(path)
@@ -517,59 +531,48 @@ class MediaIndex:
                 continue
             if old and old.get("sha256") == meta["sha256"] and old.get("modality") == modality:
                 report.unchanged.append(path)  # same content, new mtime: remember the mtime only
-                touched_ids.append(path)
-                touched_meta.append(meta)
+                touched.append(FileRecord(path, modality, meta))
                 continue
-            todo.append((path, modality, meta))
-        if touched_ids:
-            collection.update(ids=touched_ids, metadatas=touched_meta)
+            todo.append(FileRecord(path, modality, meta))
+        if touched:
+            writer.update_metadatas([r.path for r in touched], [r.meta for r in touched])
         if not todo:
             return
 
         route.embedder.model  # load once, up front: a model error is not a file's error  # noqa: B018
-        by_modality: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
-        for entry in sorted(todo):
-            by_modality.setdefault(entry[1], []).append(entry)
+        todo.sort(key=lambda r: (r.modality, r.path))  # batches of one modality
         bar = _progress(len(todo), f"embedding into {route.name}", self.progress)
         try:
-            for group in by_modality.values():  # batches of one modality
-                for start in range(0, len(group), self.batch_size):
-                    batch = group[start : start + self.batch_size]
-                    self._index_batch(route, collection, batch, stored, report)
-                    bar.update(len(batch))
+            for chunk in self.embedding.embed(route.embedder, todo):
+                self._store(writer, chunk, stored, report)
+                bar.update(len(chunk))
         finally:
             bar.close()
 
-    def _index_batch(self, route, collection, batch, stored, report: IndexReport) -> None:
-        items: list[Any] = []
-        kept: list[tuple[str, str, dict[str, Any]]] = []
-        failed: list[tuple[str, str]] = []
-        for path, modality, meta in batch:
-            try:
-                items.append(_file_item(path, modality))
-                kept.append((path, modality, meta))
-            except (OSError, ValueError) as exc:
-                failed.append((path, str(exc)))
-        vectors, errors = embed_each_or_fail(route.embedder, items)
-        for position, reason in errors.items():
-            failed.append((kept[position][0], _strip_path(reason, kept[position][0])))
-        good = [j for j in range(len(kept)) if j not in errors]
+    def _store(self, writer: ChromaWriter, chunk: list[FileRecord], stored: dict[str, Any], report: IndexReport) -> None:
+        """Upsert the embedded files of one chunk; files that failed (to read, embed or store) are
+        reported, and their stale entries from an earlier run removed."""
+        good = [r for r in chunk if r.error is None]
         if good:
-            records = [kept[j] for j in good]
-            collection.upsert(
-                ids=[path for path, _, _ in records],
-                embeddings=np.stack([vectors[j] for j in good]),
-                uris=[path for path, _, _ in records],
-                documents=[items[j] if kept[j][1] == "text" else None for j in good],
-                metadatas=[meta for _, _, meta in records],
+            refused = writer.try_upsert(
+                ids=[r.path for r in good],
+                embeddings=np.stack([r.vector for r in good]),
+                uris=[r.path for r in good],
+                documents=[r.document for r in good],
+                metadatas=[r.meta for r in good],
             )
-            for path, _, _ in records:
-                (report.updated if path in stored else report.added).append(path)
-        stale = [path for path, _ in failed if path in stored]
+            for record in good:
+                if record.path in refused:
+                    record.error = refused[record.path]
+                else:
+                    (report.updated if record.path in stored else report.added).append(record.path)
+        failed = [r for r in chunk if r.error is not None]
+        stale = [r.path for r in failed if r.path in stored]
         if stale:  # the file changed and can no longer be read: its old vector no longer describes it
-            collection.delete(ids=stale)
-        for path, reason in failed:
-            report.failed.append((path, reason + (" (its previous entry was removed)" if path in stale else "")))
+            writer.delete(stale)
+        for record in failed:
+            suffix = " (its previous entry was removed)" if record.path in stale else ""
+            report.failed.append((record.path, _strip_path(record.error, record.path) + suffix))
 
     # -- searching -----------------------------------------------------------------------------------
 
@@ -716,6 +719,67 @@ def embed_each_or_fail(embedder: Embedder, items: Sequence[Any]) -> tuple[dict[i
     :meth:`~modalbridge.Embedder.try_embed_documents`): position -> vector, and position -> reason."""
     vectors, errors = embedder.try_embed_documents(items)
     return vectors, {index: getattr(error, "item_reason", str(error)) for index, error in errors.items()}
+
+
+@dataclass
+class FileRecord:
+    """One file on its way into a collection: filled in by an embedding backend (``item`` and
+    ``vector``, or ``error``), then stored."""
+
+    path: str
+    modality: str
+    meta: dict[str, Any]
+    """The record's metadata: path, modality, size, mtime_ns, sha256."""
+    item: Any = None
+    """The core item: a text file's content, else the tagged path (see :func:`read_file_item`)."""
+    vector: np.ndarray | None = None
+    error: str | None = None
+    """Why the file cannot be stored (set instead of ``vector``)."""
+
+    @property
+    def document(self) -> str | None:
+        """The stored document: a text file's content."""
+        return self.item if self.modality == "text" else None
+
+
+def read_file_item(record: FileRecord) -> bool:
+    """Set ``record.item`` (a text file is read here; media stay paths, decoded by the embedder), or
+    ``record.error`` when the file cannot be read; returns whether it can be embedded."""
+    try:
+        record.item = _file_item(record.path, record.modality)
+        return True
+    except (OSError, ValueError) as exc:
+        record.error = str(exc)
+        return False
+
+
+class InProcessEmbedding:
+    """The default embedding backend of :class:`MediaIndex`: the core embedder in this process, in
+    batches of ``batch_size`` files of one modality. A file that cannot be read or embedded fails alone.
+
+    A backend is anything with ``embed(embedder, records)`` yielding the records in chunks once each
+    has its ``vector`` or ``error`` (see :class:`modalbridge.ray.RayEmbedding` for a cluster)."""
+
+    def __init__(self, batch_size: int = 32) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.batch_size = batch_size
+
+    def embed(self, embedder: Embedder, records: Sequence[FileRecord]) -> Iterator[list[FileRecord]]:
+        groups: dict[str, list[FileRecord]] = {}
+        for record in records:
+            groups.setdefault(record.modality, []).append(record)
+        for group in groups.values():
+            for start in range(0, len(group), self.batch_size):
+                batch = group[start : start + self.batch_size]
+                readable = [r for r in batch if read_file_item(r)]
+                vectors, errors = embed_each_or_fail(embedder, [r.item for r in readable])
+                for position, record in enumerate(readable):
+                    if position in errors:
+                        record.error = errors[position]
+                    else:
+                        record.vector = vectors[position]
+                yield batch
 
 
 class _NoBar:
