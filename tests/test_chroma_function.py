@@ -16,7 +16,7 @@ from chromadb.api.types import validate_embedding_function  # noqa: E402
 from chromadb.utils.embedding_functions import known_embedding_functions  # noqa: E402
 
 import modalbridge.chroma as mb_chroma  # noqa: E402
-from modalbridge import Embedder, Image  # noqa: E402
+from modalbridge import Embedder, Image, calibration_ranges  # noqa: E402
 from modalbridge.chroma import (  # noqa: E402
     ENV_TRUST_REMOTE_CODE,
     MultimodalEmbeddingFunction,
@@ -145,7 +145,7 @@ def test_update_allows_settings_that_do_not_change_vectors(change):
         {"trust_remote_code": True},
         {"truncate_dim": 8},
         {"normalize": True},
-        {"precision": "int8"},
+        {"precision": "binary"},
         {"query_prompt": "q: "},
         {"document_prompt_name": "document"},
         {"model_kwargs": {"attn_implementation": "eager"}},
@@ -247,8 +247,9 @@ def test_documents_images_and_queries_equal_the_embedder(tiny_qwen3vl_path, phot
 
 
 def test_quantized_precision_comes_back_as_float32(tiny_clip_path):
-    out = MultimodalEmbeddingFunction(tiny_clip_path, precision="int8")(["a", "b", "c"])
-    expected = Embedder(tiny_clip_path, precision="int8").embed_documents(["a", "b", "c"])
+    ranges = calibration_ranges(Embedder(tiny_clip_path), ["w", "x", "y", "z"])
+    out = MultimodalEmbeddingFunction(tiny_clip_path, precision="int8", quantization_ranges=ranges)(["a", "b", "c"])
+    expected = Embedder(tiny_clip_path, precision="int8", quantization_ranges=ranges).embed_documents(["a", "b", "c"])
     assert out[0].dtype == np.float32
     np.testing.assert_array_equal(np.stack(out), expected.astype(np.float32))
 

@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+from sentence_transformers.util.quantization import quantize_embeddings
 import pytest
 from PIL import Image as PILImageModule
 from sentence_transformers import SentenceTransformer
@@ -49,8 +50,12 @@ def test_encode_settings_pass_through(minilm_model_path):
     direct = model.encode_query(texts, prompt="query: ", truncate_dim=32, normalize_embeddings=True)
     assert ours.shape == (2, 32)
     np.testing.assert_allclose(ours, direct, atol=ATOL)
-    int8 = Embedder(minilm_model_path, precision="int8").embed_documents(texts)
-    np.testing.assert_array_equal(int8, model.encode_document(texts, precision="int8"))
+    # int8 with fixed calibration ranges: sentence-transformers' quantize_embeddings with the same ranges.
+    sample = ["one", "two", "three", "four"]
+    floats = model.encode_document(sample)
+    ranges = np.stack([floats.min(axis=0), floats.max(axis=0)])
+    int8 = Embedder(minilm_model_path, precision="int8", quantization_ranges=ranges.tolist()).embed_documents(texts)
+    np.testing.assert_array_equal(int8, quantize_embeddings(model.encode_document(texts), "int8", ranges=ranges))
 
 
 def test_images_from_every_source_equal_direct_calls(clip, image_paths):
@@ -260,7 +265,7 @@ def test_text_that_looks_like_a_url_is_never_fetched(clip, image_server, image_p
     as_text = embedder.embed_documents([url, "plain"])
     assert image_server.requests == []
     # Fetching is opt-in for tagged URLs; the server sees exactly that one request.
-    fetching = Embedder(embedder.load_settings.model_name_or_path, allow_fetch=True)
+    fetching = Embedder(embedder.load_settings.model_name_or_path, allow_fetch=True, fetch_allow_private=True)
     fetched = fetching.embed_documents([Image(url)])
     assert image_server.requests == ["/cat.jpg"]
     np.testing.assert_allclose(fetched[0], model.encode_document([load_image(image_paths[0])])[0], atol=ATOL)

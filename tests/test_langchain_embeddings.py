@@ -85,7 +85,7 @@ def test_from_embedder_copies_every_setting(tiny_qwen3vl_path):
     assert embeddings.embedder.config() == core.config()
     assert embeddings.document_modality == "image"
     with pytest.raises(ValueError, match="precision='float32'"):
-        MultimodalEmbeddings.from_embedder(Embedder(tiny_qwen3vl_path, precision="int8"))
+        MultimodalEmbeddings.from_embedder(Embedder(tiny_qwen3vl_path, precision="binary"))
 
 
 def test_text_equals_core_with_query_and_document_prompts(qwen):

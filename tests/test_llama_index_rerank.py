@@ -179,7 +179,7 @@ def test_image_urls_are_fetched_only_when_allowed(vl, image_server, image_paths)
         f"document 1 (node 'web'): {url}: fetching URLs is off; build the model with allow_fetch=True to fetch it"
     )
     assert requests == []
-    fetching = MultimodalRerank(core.load_settings.model_name_or_path, allow_fetch=True)
+    fetching = MultimodalRerank(core.load_settings.model_name_or_path, allow_fetch=True, fetch_allow_private=True)
     assert fetching.reranker.model is core.model
     out = fetching.postprocess_nodes(nodes, query_str="cat")
     assert len(requests) == 1

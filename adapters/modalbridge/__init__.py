@@ -12,7 +12,7 @@ Adapters live in their own modules and need their framework's extra:
 ``modalbridge.llama_index`` (``[llama-index]``).
 """
 
-from modalbridge.embedder import EncodeSettings, Embedder
+from modalbridge.embedder import EncodeSettings, Embedder, calibration_ranges
 from modalbridge.items import Audio, Combined, Image, MediaItem, Video, modality_of
 from modalbridge.loading import LoadSettings, ModelLoadError, clear_model_cache, resolve_device
 from modalbridge.media import MediaError
@@ -34,6 +34,7 @@ __all__ = [
     "Reranker",
     "RerankSettings",
     "Video",
+    "calibration_ranges",
     "clear_model_cache",
     "modality_of",
     "resolve_device",

@@ -21,12 +21,14 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from modalbridge.inputs import Preparer, is_supported, model_modalities, validate
+from modalbridge.inputs import Preparer, check_finite_rows, is_supported, model_modalities, validate
 from modalbridge.items import Video, item_error, renamed_item_error
 from modalbridge.loading import MODEL_CACHE, LoadSettings
-from modalbridge.media import MediaError, sample_video_frames
+from modalbridge.media import FETCH_MAX_BYTES, FETCH_TIMEOUT_S, FetchPolicy, MediaError, sample_video_frames
+from modalbridge.media.fetch import check_fetch_settings
 
 Precision = Literal["float32", "int8", "uint8", "binary", "ubinary"]
+PRECISIONS = ("float32", "int8", "uint8", "binary", "ubinary")
 
 
 @dataclass
@@ -56,14 +58,69 @@ class EncodeSettings:
     """Multi-vector (late-interaction) models only: shrink each document to about ``1 / token_pool_factor``
     of its token vectors by hierarchical clustering (sentence-transformers' ``HierarchicalTokenPooling``);
     queries are never pooled. ``None`` (default) keeps every token."""
+    fetch_timeout_s: float = FETCH_TIMEOUT_S
+    """Total deadline of one fetch in seconds, redirects included (0 < x <= 3600)."""
+    fetch_max_bytes: int = FETCH_MAX_BYTES
+    """Largest fetched body in bytes (1 <= x <= 2**34; default 64 MiB)."""
+    fetch_allowed_hosts: list[str] | None = None
+    """Fetch only from these hosts (``"cdn.example.com"``, ``".example.com"`` for subdomains too);
+    redirects to another host are followed only to these. ``None``: any public host, same-host redirects."""
+    fetch_allow_private: bool = False
+    """Also fetch from loopback, private and link-local addresses (refused by default, before connecting)."""
+    quantization_ranges: list[list[float]] | None = None
+    """For ``precision="int8"``/``"uint8"``: ``[[min, ...], [max, ...]]``, the per-dimension range of the
+    float embeddings (after truncation), e.g. from :func:`calibration_ranges` over a sample of the corpus.
+    Required for those precisions: ranges computed from each batch would make an item's vector depend on
+    its batch neighbours, and a single query has no range at all."""
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        for name in ("batch_size", "decode_workers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be at least 1 (an integer), got {value!r}")
         if self.token_pool_factor is not None and not self.token_pool_factor >= 1:
             raise ValueError(f"token_pool_factor must be at least 1 (or None), got {self.token_pool_factor}")
-        if self.video_frames is not None and self.video_frames < 1:
-            raise ValueError(f"video_frames must be at least 1, got {self.video_frames}")
+        if self.video_frames is not None and (
+            isinstance(self.video_frames, bool) or not isinstance(self.video_frames, int) or self.video_frames < 1
+        ):
+            raise ValueError(f"video_frames must be at least 1 (an integer), got {self.video_frames!r}")
+        if self.truncate_dim is not None and (
+            isinstance(self.truncate_dim, bool) or not isinstance(self.truncate_dim, int) or self.truncate_dim < 1
+        ):
+            raise ValueError(f"truncate_dim must be a positive integer or None, got {self.truncate_dim!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        check_fetch_settings(self.fetch_timeout_s, self.fetch_max_bytes, self.fetch_allowed_hosts, self.fetch_allow_private)
+        if self.fetch_allowed_hosts is not None:
+            self.fetch_allowed_hosts = list(self.fetch_allowed_hosts)
+        if self.precision in ("int8", "uint8"):
+            if self.quantization_ranges is None:
+                raise ValueError(
+                    f"precision={self.precision!r} needs quantization_ranges: int8/uint8 map each dimension's "
+                    "range onto 256 levels, and ranges computed per call would make a vector depend on its "
+                    "batch neighbours (and a single query has none). Compute them once with "
+                    "modalbridge.calibration_ranges(embedder, sample_items), or use precision='binary'/'float32'"
+                )
+            ranges = np.asarray(self.quantization_ranges, dtype=np.float64)
+            if ranges.ndim != 2 or ranges.shape[0] != 2 or ranges.shape[1] < 1 or not np.isfinite(ranges).all():
+                raise ValueError(
+                    "quantization_ranges must be [[min, ...], [max, ...]] of finite numbers (one per dimension), "
+                    f"got an array of shape {ranges.shape}"
+                )
+            if (ranges[1] < ranges[0]).any():
+                raise ValueError("quantization_ranges: every max must be at least its min")
+            self.quantization_ranges = ranges.tolist()
+        elif self.quantization_ranges is not None:
+            raise ValueError(f"quantization_ranges is only for precision 'int8' or 'uint8', not {self.precision!r}")
+
+    def fetch_policy(self) -> FetchPolicy:
+        """The bounds of every fetch (see :mod:`modalbridge.media.fetch`)."""
+        return FetchPolicy(
+            timeout_s=self.fetch_timeout_s,
+            max_bytes=self.fetch_max_bytes,
+            allowed_hosts=None if self.fetch_allowed_hosts is None else tuple(self.fetch_allowed_hosts),
+            allow_private=self.fetch_allow_private,
+        )
 
 
 class Embedder:
@@ -163,9 +220,23 @@ class Embedder:
 
     @property
     def dimension(self) -> int:
-        model = self.model
-        dim = self.encode_settings.truncate_dim or model.get_embedding_dimension()
-        return int(dim)
+        """The length of the vectors this embedder returns: the model's dimension, or ``truncate_dim``
+        (checked against it), in bytes (``ceil(d / 8)``) for the packed ``binary``/``ubinary`` precisions."""
+        dim = self._float_dimension(self.model)
+        return -(-dim // 8) if self.encode_settings.precision in ("binary", "ubinary") else dim
+
+    def _float_dimension(self, model: Any) -> int:
+        """The float embedding length; refuses a ``truncate_dim`` larger than the model's dimension."""
+        full = model.get_embedding_dimension()
+        truncate = self.encode_settings.truncate_dim
+        if truncate is None:
+            return int(full)
+        if full is not None and truncate > full:
+            raise ValueError(
+                f"truncate_dim={truncate} is larger than the model's embedding dimension {full}; "
+                f"use a value from 1 to {full}"
+            )
+        return int(truncate)
 
     @property
     def similarity_fn_name(self) -> str:
@@ -221,6 +292,7 @@ class Embedder:
         if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
             raise TypeError(f"expected a list of items, got {type(items).__name__}")
         model = self.model
+        self._check_dimensions(model)
         modalities = model_modalities(model)
         as_frames = self._video_as_frames(modalities)
         accepted = modalities + ["video"] if as_frames else modalities
@@ -241,7 +313,9 @@ class Embedder:
         groups: dict[Any, list[int]] = {}
         for index, modality in item_modalities.items():
             groups.setdefault(modality, []).append(index)
-        preparer = Preparer(model, self.encode_settings.allow_fetch, self.encode_settings.decode_workers)
+        preparer = Preparer(
+            model, self.encode_settings.allow_fetch, self.encode_settings.decode_workers, self.encode_settings.fetch_policy()
+        )
         rows: dict[int, np.ndarray] = {}
         for modality, indices in groups.items():
             group = [items[i] for i in indices]
@@ -251,6 +325,7 @@ class Embedder:
             decoded = preparer.many(group, indices=indices, errors=errors)
             inputs = decoded if errors is not None else dict(zip(indices, decoded))
             rows.update(self._encode_group(inputs, role, errors))
+        rows = self._finish(rows, errors)
         if errors is not None:
             return rows
         return self._collect(rows, len(items))
@@ -261,6 +336,45 @@ class Embedder:
         if count == 0:
             return np.empty((0, self.dimension), dtype=np.float32)
         return np.stack([rows[i] for i in range(count)])
+
+    def _check_dimensions(self, model: Any) -> None:
+        dim = self._float_dimension(model)
+        ranges = self.encode_settings.quantization_ranges
+        if ranges is not None and len(ranges[0]) != dim:
+            raise ValueError(
+                f"quantization_ranges has {len(ranges[0])} dimensions but the embeddings have {dim}; "
+                "compute them with modalbridge.calibration_ranges for this model and truncate_dim"
+            )
+
+    def _finish(self, rows: dict[int, np.ndarray], errors: dict[int, Exception] | None) -> dict[int, np.ndarray]:
+        """Post-process float rows: refuse non-finite ones (an error naming the item, raised or recorded),
+        then quantize to ``precision`` (per row, with fixed ranges: no row depends on another)."""
+        if not rows:
+            return rows
+        indices = sorted(rows)
+        vectors = np.stack([rows[i] for i in indices])
+        bad = check_finite_rows(vectors, indices)
+        if bad:
+            if errors is None:
+                raise next(iter(bad.values()))
+            errors.update(bad)
+            keep = [j for j, index in enumerate(indices) if index not in bad]
+            indices, vectors = [indices[j] for j in keep], vectors[keep]
+            if not indices:
+                return {}
+        return dict(zip(indices, self.quantize(vectors)))
+
+    def quantize(self, vectors: np.ndarray) -> np.ndarray:
+        """Float32 embeddings to this embedder's ``precision`` (as sentence-transformers'
+        ``quantize_embeddings``; int8/uint8 with the fixed ``quantization_ranges``)."""
+        settings = self.encode_settings
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if settings.precision == "float32":
+            return vectors
+        from sentence_transformers.util.quantization import quantize_embeddings
+
+        ranges = None if settings.quantization_ranges is None else np.asarray(settings.quantization_ranges, dtype=np.float32)
+        return quantize_embeddings(vectors, precision=settings.precision, ranges=ranges)
 
     def _encode_group(self, inputs: dict[int, Any], role: str, errors: dict[int, Exception] | None) -> dict[int, Any]:
         """Encode one modality's decoded inputs in one call. When collecting errors and the model fails on
@@ -301,13 +415,12 @@ class Embedder:
             prompt=prompt,
             batch_size=settings.batch_size,
             show_progress_bar=settings.show_progress_bar,
-            precision=settings.precision,
+            precision="float32",  # quantized afterwards (_finish), with fixed ranges and after frame means
             convert_to_numpy=True,
             normalize_embeddings=settings.normalize,
             truncate_dim=settings.truncate_dim,
         )
-        vectors = np.asarray(vectors)
-        return vectors.astype(np.float32, copy=False) if settings.precision == "float32" else vectors
+        return np.asarray(vectors, dtype=np.float32)
 
     def _embed_videos_as_frames(
         self, videos: list[Video], indices: list[int], role: str, errors: dict[int, Exception] | None = None
@@ -316,7 +429,9 @@ class Embedder:
         frame_lists: dict[int, list[Any]] = {}
         for video, index in zip(videos, indices):
             try:
-                frame_lists[index] = sample_video_frames(video, settings.video_frames, settings.allow_fetch)
+                frame_lists[index] = sample_video_frames(
+                    video, settings.video_frames, settings.allow_fetch, settings.fetch_policy()
+                )
             except MediaError as exc:
                 error = item_error(MediaError, "item", index, str(exc))
                 if errors is None:
@@ -333,3 +448,20 @@ class Embedder:
                 mean = mean / max(np.linalg.norm(mean), 1e-12)
             out[index] = mean.astype(np.float32)
         return out
+
+
+def calibration_ranges(embedder: Embedder, items: Sequence[Any]) -> list[list[float]]:
+    """``[[min, ...], [max, ...]]`` of the float embeddings of ``items`` (documents, with ``embedder``'s
+    model, prompts, normalization and ``truncate_dim``): the ``quantization_ranges`` for
+    ``precision="int8"``/``"uint8"``. Use a few hundred items representative of the corpus; store the
+    result with the settings, so that every vector is quantized with the same ranges::
+
+        ranges = calibration_ranges(Embedder("clip"), sample)
+        int8 = Embedder("clip", precision="int8", quantization_ranges=ranges)
+    """
+    config = embedder.config()
+    config.update(precision="float32", quantization_ranges=None)
+    vectors = Embedder.from_config(config).embed_documents(items)
+    if len(vectors) < 2:
+        raise ValueError("calibration_ranges needs at least 2 items (a range from one embedding is empty)")
+    return [vectors.min(axis=0).tolist(), vectors.max(axis=0).tolist()]

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import numpy as np
+
 from modalbridge.items import (
     Audio,
     Combined,
@@ -67,22 +69,61 @@ def unsupported_error(
     return item_error(ValueError, label, index, reason)
 
 
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be tokenized, or ``None``: a lone surrogate (``"\\ud800"``, e.g. from a
+    badly decoded file) is not Unicode text and fails deep inside the tokenizer otherwise."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (
+            f"the text holds a lone surrogate {text[exc.start]!r} at position {exc.start}, which is not valid "
+            "Unicode (decode the source with errors='replace' or fix its encoding)"
+        )
+    return None
+
+
+def validate_item(
+    index: int, item: Any, modalities: Sequence[Modality], label: str = "item", hints: dict[str, str] | None = None
+) -> Modality:
+    """Check one item before any compute (tagging, modality, text encodable); return its modality.
+    Raises ``TypeError``/``ValueError`` naming ``"<label> <index>"`` and the reason. ``hints`` maps a
+    modality to advice added to its error. Cheap: nothing is decoded (decoders check media content)."""
+    try:
+        modality = modality_of(item)
+    except TypeError as exc:
+        raise item_error(TypeError, label, index, str(exc)) from None
+    if not is_supported(modality, modalities):
+        hint = (hints or {}).get(format_modality(modality))
+        raise unsupported_error(index, item, modality, modalities, label, hint)
+    text = item if isinstance(item, str) else getattr(item, "text", None) if isinstance(item, Combined) else None
+    problem = text_problem(text) if text is not None else None
+    if problem:
+        raise item_error(ValueError, label, index, problem)
+    return modality
+
+
 def validate(
     items: Sequence[Any], modalities: Sequence[Modality], label: str = "item", hints: dict[str, str] | None = None
 ) -> list[Modality]:
-    """Check every item (tagging and modality) before any compute; return their modalities. ``hints``
-    maps a modality to advice added to its error."""
-    found = []
-    for index, item in enumerate(items):
-        try:
-            modality = modality_of(item)
-        except TypeError as exc:
-            raise item_error(TypeError, label, index, str(exc)) from None
-        if not is_supported(modality, modalities):
-            hint = (hints or {}).get(format_modality(modality))
-            raise unsupported_error(index, item, modality, modalities, label, hint)
-        found.append(modality)
-    return found
+    """:func:`validate_item` over every item, before any compute; return their modalities."""
+    return [validate_item(index, item, modalities, label, hints) for index, item in enumerate(items)]
+
+
+def check_finite_rows(
+    vectors: Any, indices: Sequence[int], what: str = "embedding", label: str = "item"
+) -> dict[int, Exception]:
+    """The rows of ``vectors`` (one per index) that hold NaN or infinity, as errors naming the item: a
+    model can turn odd input into NaN, and a NaN vector must never reach a store (it poisons
+    similarity search, and Chroma then refuses the whole batch naming nothing)."""
+    array = np.asarray(vectors)
+    if array.dtype.kind != "f":
+        return {}
+    finite = np.isfinite(array.reshape(len(indices), -1)).all(axis=1)
+    return {
+        index: item_error(ValueError, label, index, f"the model gave a non-finite {what} (NaN or infinity) for it")
+        for index, ok in zip(indices, finite)
+        if not ok
+    }
 
 
 def protect_text(text: str) -> str | dict[str, str]:
@@ -123,9 +164,10 @@ def random_crop_length(model: Any) -> int | None:
 class Preparer:
     """Turns validated items into sentence-transformers inputs for one model."""
 
-    def __init__(self, model: Any, allow_fetch: bool = False, max_workers: int = 8) -> None:
+    def __init__(self, model: Any, allow_fetch: bool = False, max_workers: int = 8, fetch_policy: Any = None) -> None:
         self.model = model
         self.allow_fetch = allow_fetch
+        self.fetch_policy = fetch_policy
         self.max_workers = max_workers
         self._sampling_rate: int | None = None
         self._crop_length = random_crop_length(model)
@@ -138,12 +180,12 @@ class Preparer:
 
     def media(self, item: MediaItem, in_pair: bool = False) -> Any:
         if isinstance(item, Image):
-            return decode_image(item, self.allow_fetch)
+            return decode_image(item, self.allow_fetch, self.fetch_policy)
         if isinstance(item, Audio):
-            waveform = decode_audio(item, self.sampling_rate, self.allow_fetch)[: self._crop_length]
+            waveform = decode_audio(item, self.sampling_rate, self.allow_fetch, self.fetch_policy)[: self._crop_length]
             return {"array": waveform, "sampling_rate": self.sampling_rate}
         if isinstance(item, Video):
-            return decode_video(item, self.allow_fetch, in_pair=in_pair)
+            return decode_video(item, self.allow_fetch, in_pair=in_pair, fetch_policy=self.fetch_policy)
         raise TypeError(f"unknown media item {type(item).__name__}")  # pragma: no cover
 
     def one(self, item: Any, in_pair: bool = False) -> Any:

@@ -44,6 +44,7 @@ from langchain_core.runnables.config import run_in_executor
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from modalbridge.embedder import Embedder
+from modalbridge.media import FETCH_MAX_BYTES, FETCH_TIMEOUT_S
 from modalbridge.items import Image, as_media, as_media_list
 from modalbridge.reranker import Reranker
 
@@ -76,6 +77,14 @@ class _ModelSettings(BaseModel):
         default=False, description="Fetch http(s) media URLs. Off by default: nothing is fetched unless asked."
     )
     decode_workers: int = Field(default=8, ge=1, description="Threads that decode media files in parallel.")
+    fetch_timeout_s: float = Field(default=FETCH_TIMEOUT_S, gt=0, le=3600, description="Total deadline of one fetch, in seconds.")
+    fetch_max_bytes: int = Field(default=FETCH_MAX_BYTES, ge=1, le=2**34, description="Largest fetched body, in bytes.")
+    fetch_allowed_hosts: list[str] | None = Field(
+        default=None, description="Fetch only from these hosts ('.example.com' for subdomains too); None: any public host."
+    )
+    fetch_allow_private: bool = Field(
+        default=False, description="Also fetch from loopback, private and link-local addresses (refused by default)."
+    )
 
     _core: Any = PrivateAttr(default=None)
     _core_settings: Any = PrivateAttr(default=None)
@@ -177,6 +186,7 @@ class MultimodalEmbeddings(_ModelSettings, Embeddings):
         settings = {**embedder.load_settings.to_dict(), **vars(embedder.encode_settings)}
         if settings.pop("max_length", None) is not None:  # pragma: no cover - embedders have no max_length
             raise ValueError("an Embedder has no max_length")
+        settings.pop("quantization_ranges", None)
         if settings.pop("precision") != "float32":
             raise ValueError("LangChain vector stores take float vectors: build the Embedder with precision='float32'")
         return cls(model_name=settings.pop("model_name_or_path"), **settings, **fields)

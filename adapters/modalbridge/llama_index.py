@@ -57,6 +57,7 @@ except ImportError as exc:  # pragma: no cover
     raise ImportError("modalbridge.llama_index needs llama-index-core: pip install 'modalbridge[llama-index]'") from exc
 
 from modalbridge.embedder import Embedder
+from modalbridge.media import FETCH_MAX_BYTES, FETCH_TIMEOUT_S
 from modalbridge.items import MEDIA_TAGS, Combined, Image, MediaItem, as_media_list, renamed_item_error
 from modalbridge.reranker import Reranker
 
@@ -196,6 +197,14 @@ class MultimodalEmbedding(MultiModalEmbedding):
     cache_folder: Optional[str] = Field(default=None, description="Where downloaded models are stored.")
     local_files_only: bool = Field(default=False, description="Never download; use only files on disk.")
     decode_workers: int = Field(default=8, gt=0, description="Threads that decode media in parallel.")
+    fetch_timeout_s: float = Field(default=FETCH_TIMEOUT_S, gt=0, le=3600, description="Total deadline of one fetch, in seconds.")
+    fetch_max_bytes: int = Field(default=FETCH_MAX_BYTES, ge=1, le=2**34, description="Largest fetched body, in bytes.")
+    fetch_allowed_hosts: Optional[List[str]] = Field(
+        default=None, description="Fetch only from these hosts ('.example.com' for subdomains too); None: any public host."
+    )
+    fetch_allow_private: bool = Field(
+        default=False, description="Also fetch from loopback, private and link-local addresses (refused by default)."
+    )
 
     _embedder: Optional[Embedder] = PrivateAttr(default=None)
     _embedder_kwargs: Optional[Dict[str, Any]] = PrivateAttr(default=None)
@@ -216,7 +225,7 @@ class MultimodalEmbedding(MultiModalEmbedding):
     def from_embedder(cls, embedder: Embedder, **data: Any) -> "MultimodalEmbedding":
         """An adapter with the settings of a core :class:`~modalbridge.Embedder` (and so its model)."""
         config = embedder.config()
-        for name in ("precision", "show_progress_bar"):
+        for name in ("precision", "quantization_ranges", "show_progress_bar"):
             config.pop(name)  # LlamaIndex embeddings are float lists; progress is LlamaIndex's show_progress
         config["model_name"] = config.pop("model_name_or_path")
         config["embed_batch_size"] = config.pop("batch_size")
@@ -245,6 +254,10 @@ class MultimodalEmbedding(MultiModalEmbedding):
             allow_fetch=self.allow_fetch,
             video_frames=self.video_frames,
             decode_workers=self.decode_workers,
+            fetch_timeout_s=self.fetch_timeout_s,
+            fetch_max_bytes=self.fetch_max_bytes,
+            fetch_allowed_hosts=self.fetch_allowed_hosts,
+            fetch_allow_private=self.fetch_allow_private,
         )
 
     @property
@@ -465,6 +478,14 @@ class MultimodalRerank(BaseNodePostprocessor):
     cache_folder: Optional[str] = Field(default=None, description="Where downloaded models are stored.")
     local_files_only: bool = Field(default=False, description="Never download; use only files on disk.")
     decode_workers: int = Field(default=8, gt=0, description="Threads that decode media in parallel.")
+    fetch_timeout_s: float = Field(default=FETCH_TIMEOUT_S, gt=0, le=3600, description="Total deadline of one fetch, in seconds.")
+    fetch_max_bytes: int = Field(default=FETCH_MAX_BYTES, ge=1, le=2**34, description="Largest fetched body, in bytes.")
+    fetch_allowed_hosts: Optional[List[str]] = Field(
+        default=None, description="Fetch only from these hosts ('.example.com' for subdomains too); None: any public host."
+    )
+    fetch_allow_private: bool = Field(
+        default=False, description="Also fetch from loopback, private and link-local addresses (refused by default)."
+    )
 
     _reranker: Optional[Reranker] = PrivateAttr(default=None)
     _reranker_kwargs: Optional[Dict[str, Any]] = PrivateAttr(default=None)
@@ -508,6 +529,10 @@ class MultimodalRerank(BaseNodePostprocessor):
             prompt=self.prompt,
             allow_fetch=self.allow_fetch,
             decode_workers=self.decode_workers,
+            fetch_timeout_s=self.fetch_timeout_s,
+            fetch_max_bytes=self.fetch_max_bytes,
+            fetch_allowed_hosts=self.fetch_allowed_hosts,
+            fetch_allow_private=self.fetch_allow_private,
         )
 
     @property

@@ -21,8 +21,10 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from modalbridge.inputs import Preparer, model_modalities, validate
+from modalbridge.inputs import Preparer, check_finite_rows, model_modalities, validate
 from modalbridge.loading import MODEL_CACHE, LoadSettings
+from modalbridge.media import FETCH_MAX_BYTES, FETCH_TIMEOUT_S, FetchPolicy
+from modalbridge.media.fetch import check_fetch_settings
 
 
 class RankedItem(NamedTuple):
@@ -43,10 +45,30 @@ class RerankSettings:
     prompt_name: str | None = None
     prompt: str | None = None
     decode_workers: int = 8
+    fetch_timeout_s: float = FETCH_TIMEOUT_S
+    """Total deadline of one fetch in seconds (see :class:`~modalbridge.EncodeSettings`)."""
+    fetch_max_bytes: int = FETCH_MAX_BYTES
+    """Largest fetched body in bytes."""
+    fetch_allowed_hosts: list[str] | None = None
+    """Fetch only from these hosts (``None``: any public host)."""
+    fetch_allow_private: bool = False
+    """Also fetch from loopback, private and link-local addresses."""
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        for name in ("batch_size", "decode_workers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be at least 1 (an integer), got {value!r}")
+        check_fetch_settings(self.fetch_timeout_s, self.fetch_max_bytes, self.fetch_allowed_hosts, self.fetch_allow_private)
+
+    def fetch_policy(self) -> FetchPolicy:
+        """The bounds of every fetch (see :mod:`modalbridge.media.fetch`)."""
+        return FetchPolicy(
+            timeout_s=self.fetch_timeout_s,
+            max_bytes=self.fetch_max_bytes,
+            allowed_hosts=None if self.fetch_allowed_hosts is None else tuple(self.fetch_allowed_hosts),
+            allow_private=self.fetch_allow_private,
+        )
 
 
 class Reranker:
@@ -135,7 +157,7 @@ class Reranker:
             return np.empty((0,), dtype=np.float32)
 
         settings = self.rerank_settings
-        preparer = Preparer(model, settings.allow_fetch, settings.decode_workers)
+        preparer = Preparer(model, settings.allow_fetch, settings.decode_workers, settings.fetch_policy())
         prepared_query = None
         groups: dict[Any, list[int]] = {}
         for index, modality in enumerate(document_modalities):
@@ -166,6 +188,9 @@ class Reranker:
                     f"this reranker returns {group_scores.shape[1]} scores per pair; a reranker needs one"
                 )
             scores[indices] = group_scores[:, 0]
+        bad = check_finite_rows(scores, list(range(len(documents))), what="score", label="document")
+        if bad:  # a NaN score would silently rank last
+            raise next(iter(bad.values()))
         return scores
 
     def rank(self, query: Any, documents: Sequence[Any], top_n: int | None = None) -> list[RankedItem]:

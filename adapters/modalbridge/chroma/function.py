@@ -38,7 +38,10 @@ ENV_TRUST_REMOTE_CODE = "MODALBRIDGE_TRUST_REMOTE_CODE"
 :func:`allow_remote_code`)."""
 
 UPDATABLE_SETTINGS = frozenset(
-    {"device", "batch_size", "show_progress_bar", "decode_workers", "allow_fetch", "cache_folder", "local_files_only"}
+    {
+        "device", "batch_size", "show_progress_bar", "decode_workers", "allow_fetch", "cache_folder",
+        "local_files_only", "fetch_timeout_s", "fetch_max_bytes", "fetch_allowed_hosts", "fetch_allow_private",
+    }
 )
 """Settings a collection's embedding function may change (``collection.modify(configuration=...)``):
 they change where and how fast vectors are computed, never the vectors. Every other setting (model,

@@ -51,6 +51,7 @@ class MultimodalDataLoader:
         max_workers: int = 8,
         allow_fetch: bool = False,
         decode_video: bool = True,
+        fetch_policy: FetchPolicy | None = None,
     ) -> None:
         if modality not in (None, "image", "audio", "video"):
             raise ValueError(f"modality must be 'image', 'audio', 'video' or None, got {modality!r}")
@@ -58,6 +59,8 @@ class MultimodalDataLoader:
         self.max_workers = max_workers
         self.allow_fetch = allow_fetch
         self.decode_video = decode_video
+        self.fetch_policy = fetch_policy
+        """Bounds of fetching (deadline, byte cap, hosts, private addresses); ``None``: the defaults."""
 
     def __repr__(self) -> str:
         return f"MultimodalDataLoader(modality={self.modality!r}, decode_video={self.decode_video})"
@@ -77,13 +80,13 @@ class MultimodalDataLoader:
         try:
             item = tag_uri(uri, self.modality)
             if isinstance(item, Image):
-                return np.array(decode_image(item, self.allow_fetch))  # writable: torch warns on read-only arrays
+                return np.array(decode_image(item, self.allow_fetch, self.fetch_policy))  # writable: torch warns on read-only arrays
             if isinstance(item, Audio):
-                waveform, rate = read_audio(item, self.allow_fetch)
+                waveform, rate = read_audio(item, self.allow_fetch, self.fetch_policy)
                 return Audio(waveform, sampling_rate=rate)
             if not self.decode_video:
                 return item
-            frames, fps = read_video(item, self.allow_fetch)
+            frames, fps = read_video(item, self.allow_fetch, self.fetch_policy)
             return Video(frames, fps=fps)
         except MediaError as exc:
             raise MediaError(f"uri {index}: {exc}") from None

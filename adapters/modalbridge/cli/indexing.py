@@ -131,7 +131,8 @@ def collect_files(paths: Iterable[str | os.PathLike], exclude: Iterable[str | os
             for name in sorted(names):
                 if name.startswith("."):
                     continue
-                absolute = os.path.join(root, name)
+                # Resolved like explicitly named files: a symlink and its target are one file, one id.
+                absolute = file_id(os.path.join(root, name))
                 modality = file_modality(absolute)
                 if modality is None:
                     result.ignored += 1

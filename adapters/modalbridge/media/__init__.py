@@ -10,7 +10,7 @@ http(s) URLs are fetched only when the caller allows it. Every failure is a :cla
 names the source and the reason.
 
 Each modality has its own module (``image``, ``audio``, ``video``); ``common`` holds what they share and
-``fetch`` the opt-in network access. Everything public is importable from ``modalbridge.media``.
+``fetch`` the opt-in, bounded network access, ``checks`` the checks of in-memory arrays. Everything public is importable from ``modalbridge.media``.
 """
 
 from modalbridge.media.audio import decode_audio, read_audio
@@ -23,7 +23,8 @@ from modalbridge.media.common import (
     modality_from_extension,
     tag_uri,
 )
-from modalbridge.media.fetch import FETCH_TIMEOUT_S, fetch_url
+from modalbridge.media.checks import check_frames, check_image_array, check_sampling_rate, check_waveform
+from modalbridge.media.fetch import FETCH_MAX_BYTES, FETCH_TIMEOUT_S, FetchPolicy, classify_address, fetch_url
 from modalbridge.media.image import decode_image
 from modalbridge.media.video import (
     decode_video,
@@ -34,10 +35,17 @@ from modalbridge.media.video import (
 
 __all__ = [
     "AUDIO_EXTENSIONS",
+    "FETCH_MAX_BYTES",
     "FETCH_TIMEOUT_S",
+    "FetchPolicy",
     "IMAGE_EXTENSIONS",
     "VIDEO_EXTENSIONS",
     "MediaError",
+    "check_frames",
+    "check_image_array",
+    "check_sampling_rate",
+    "check_waveform",
+    "classify_address",
     "decode_audio",
     "decode_image",
     "decode_video",

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import math
 from io import BytesIO
+from typing import Any
 
 import numpy as np
 
 from modalbridge.items import Audio
+from modalbridge.media.checks import as_numpy, check_numeric, check_sampling_rate, check_waveform
 from modalbridge.media.common import MediaError, _read_source
 
 
@@ -26,18 +28,24 @@ def _resample(waveform: np.ndarray, source_rate: int, target_rate: int) -> np.nd
     return np.ascontiguousarray(waveform, dtype=np.float32)
 
 
-def read_audio(item: Audio, allow_fetch: bool = False) -> tuple[np.ndarray, int]:
+def read_audio(item: Audio, allow_fetch: bool = False, fetch_policy: Any = None) -> tuple[np.ndarray, int]:
     """A mono float32 waveform at the source's own sampling rate, and that rate, from any :class:`Audio`
-    source (for data loaders that decode before the model is known; :func:`decode_audio` resamples)."""
+    source (for data loaders that decode before the model is known; :func:`decode_audio` resamples).
+    Waveforms are checked (numbers, a positive integer sampling rate, non-empty, finite), and so is
+    what a file decodes to (a float WAV can hold NaN)."""
     source = item.source
     if hasattr(source, "shape"):
-        waveform = np.asarray(source.detach().cpu() if hasattr(source, "detach") else source, dtype=np.float32)
+        array = as_numpy(source)
+        rate = check_sampling_rate(item.sampling_rate, item.describe())
+        if array.ndim not in (1, 2):
+            raise MediaError(f"{item.describe()}: a waveform must be a non-empty 1-D or 2-D array")
+        check_numeric(array, "the waveform", item.describe())
+        waveform = np.asarray(array, dtype=np.float32)
         if waveform.ndim == 2:  # (channels, samples) or (samples, channels): average the shorter axis
             waveform = waveform.mean(axis=0 if waveform.shape[0] <= waveform.shape[1] else 1)
-        if waveform.ndim != 1 or waveform.size == 0:
-            raise MediaError(f"{item.describe()}: a waveform must be a non-empty 1-D or 2-D array")
-        return waveform, int(item.sampling_rate)
-    data = _read_source(item, allow_fetch)
+        check_waveform(np.asarray(array), item.describe())
+        return waveform, rate
+    data = _read_source(item, allow_fetch, fetch_policy)
     try:
         import soundfile as sf
     except ImportError as exc:
@@ -48,12 +56,11 @@ def read_audio(item: Audio, allow_fetch: bool = False) -> tuple[np.ndarray, int]
             waveform = f.read(dtype="float32", always_2d=True).mean(axis=1)
     except Exception as exc:
         raise MediaError(f"{item.describe()}: cannot decode audio ({exc})") from None
-    if waveform.size == 0:
-        raise MediaError(f"{item.describe()}: the audio has no samples")
-    return waveform, int(source_rate)
+    check_waveform(waveform, item.describe())
+    return waveform, check_sampling_rate(source_rate, item.describe())
 
 
-def decode_audio(item: Audio, sampling_rate: int, allow_fetch: bool = False) -> np.ndarray:
+def decode_audio(item: Audio, sampling_rate: int, allow_fetch: bool = False, fetch_policy: Any = None) -> np.ndarray:
     """A mono float32 waveform at ``sampling_rate`` from any :class:`Audio` source."""
-    waveform, source_rate = read_audio(item, allow_fetch)
+    waveform, source_rate = read_audio(item, allow_fetch, fetch_policy)
     return _resample(waveform, source_rate, sampling_rate)

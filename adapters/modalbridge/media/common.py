@@ -4,13 +4,17 @@ base64, or an allowed fetch) and the thread map used for parallel decoding."""
 from __future__ import annotations
 
 import os
+import re
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from io import BytesIO
 from typing import Callable, Sequence, TypeVar
 
 from modalbridge.items import Audio, Image, MediaItem, Video, _describe_source, is_url
 from modalbridge.media.errors import MediaError
-from modalbridge.media.fetch import fetch_url
+from modalbridge.media.fetch import FetchPolicy, fetch_url
+
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aac", ".m4a", ".opus")
@@ -42,10 +46,13 @@ def tag_uri(uri: str, modality: str | None = None) -> MediaItem:
 
 
 
-def _read_source(item: MediaItem, allow_fetch: bool) -> str | bytes:
-    """A local path, or the bytes of an in-memory / base64 / fetched source."""
+def _read_source(item: MediaItem, allow_fetch: bool, fetch_policy: FetchPolicy | None = None) -> str | bytes:
+    """A local path, or the bytes of an in-memory / base64 / fetched source (fetched within
+    ``fetch_policy``, see :mod:`modalbridge.media.fetch`)."""
     source = item.source
     if isinstance(source, (bytes, bytearray)):
+        if not source:
+            raise MediaError(f"{item.describe()}: no data (0 bytes)")
         return bytes(source)
     if isinstance(source, BytesIO):
         return source.getvalue()
@@ -60,12 +67,21 @@ def _read_source(item: MediaItem, allow_fetch: bool) -> str | bytes:
                 raise MediaError(
                     f"{source}: fetching URLs is off; build the model with allow_fetch=True to fetch it"
                 )
-            return fetch_url(source)
+            return fetch_url(source, fetch_policy)
+        scheme = _URL_SCHEME.match(source)
+        if scheme and len(scheme.group(1)) > 1:  # one letter is a Windows drive (C:\...)
+            if scheme.group(1).lower() == "file":
+                raise MediaError(
+                    f"{source}: file:// URLs are not read; pass the local path itself, e.g. "
+                    f"{type(item).__name__}({urllib.parse.unquote(urllib.parse.urlsplit(source).path)!r})"
+                )
+            raise MediaError(f"{source}: only http and https URLs can be fetched, not {scheme.group(1)}://")
+        if os.path.isdir(source):
+            raise MediaError(f"{source}: is a directory, not a file")
         if not os.path.isfile(source):
             raise MediaError(f"{source}: no such file")
         return source
     raise MediaError(f"{_describe_source(source)}: not a {item.modality} source this library can read")
-
 
 
 T = TypeVar("T")

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from modalbridge.items import Video
+from modalbridge.media.checks import MIN_VIDEO_FRAMES, as_numpy, check_frames
 from modalbridge.media.common import MediaError, _read_source
 
 
@@ -37,21 +38,40 @@ def _pyav_decode(data: str | bytes, describe: str) -> tuple[np.ndarray, float]:
             fps = float(stream.average_rate) if stream.average_rate else 24.0
     except Exception as exc:
         raise MediaError(f"{describe}: cannot decode video ({exc})") from None
-    if len(frames) < 2:
-        raise MediaError(f"{describe}: a video needs at least 2 frames, got {len(frames)}")
+    if len(frames) < MIN_VIDEO_FRAMES:
+        raise MediaError(f"{describe}: a video needs at least {MIN_VIDEO_FRAMES} frames, got {len(frames)}")
     return np.stack(frames), fps
 
 
 def _frames_array(item: Video) -> np.ndarray:
     source = item.source
     if isinstance(source, (list, tuple)):
-        source = np.stack([np.asarray(frame) for frame in source])
-    frames = np.asarray(source.detach().cpu() if hasattr(source, "detach") else source)
-    if frames.ndim != 4:
-        raise MediaError(f"{item.describe()}: video frames must be a (T, H, W, C) array or a list of images")
-    if frames.shape[0] < 2:
-        raise MediaError(f"{item.describe()}: a video needs at least 2 frames, got {frames.shape[0]}")
+        try:
+            source = np.stack([np.asarray(frame) for frame in source])
+        except ValueError as exc:  # frames of different sizes
+            raise MediaError(f"{item.describe()}: the frames cannot be stacked ({exc})") from None
+    frames = as_numpy(source)
+    check_frames(frames, item.describe())
     return frames
+
+
+def _count_frames(path: str, describe: str) -> None:
+    """Refuse a video file with fewer than :data:`MIN_VIDEO_FRAMES` frames before the processor sees it
+    (it fails deep inside otherwise); the container's frame count, else a decode (small files only)."""
+    try:
+        import av
+    except ImportError:  # torchcodec alone: its processor reports what it finds
+        return
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            count = stream.frames
+            if not count:
+                count = sum(1 for _ in zip(range(MIN_VIDEO_FRAMES), container.decode(stream)))
+    except Exception as exc:
+        raise MediaError(f"{describe}: cannot decode video ({exc})") from None
+    if count < MIN_VIDEO_FRAMES:
+        raise MediaError(f"{describe}: a video needs at least {MIN_VIDEO_FRAMES} frames, got {count}")
 
 
 def _is_frames(source: Any) -> bool:
@@ -67,7 +87,7 @@ def _metadata(num_frames: int, fps: float | None) -> dict[str, Any]:
     }
 
 
-def decode_video(item: Video, allow_fetch: bool = False, in_pair: bool = False) -> Any:
+def decode_video(item: Video, allow_fetch: bool = False, in_pair: bool = False, fetch_policy: Any = None) -> Any:
     """The sentence-transformers input for a video.
 
     Paths go to the model's processor as ``{"video": path}`` (it decodes only the frames it samples) when
@@ -79,8 +99,9 @@ def decode_video(item: Video, allow_fetch: bool = False, in_pair: bool = False) 
         if item.fps is None or in_pair:
             return {"video": frames}
         return {"video": {"array": frames, "video_metadata": _metadata(len(frames), item.fps)}}
-    data = _read_source(item, allow_fetch)
+    data = _read_source(item, allow_fetch, fetch_policy)
     if isinstance(data, str) and torchcodec_decodes_video():
+        _count_frames(data, item.describe())
         return {"video": data}
     frames, fps = _pyav_decode(data, item.describe())
     if in_pair:
@@ -88,20 +109,20 @@ def decode_video(item: Video, allow_fetch: bool = False, in_pair: bool = False) 
     return {"video": {"array": frames, "video_metadata": _metadata(len(frames), fps)}}
 
 
-def sample_video_frames(item: Video, num_frames: int, allow_fetch: bool = False) -> list[Any]:
+def sample_video_frames(item: Video, num_frames: int, allow_fetch: bool = False, fetch_policy: Any = None) -> list[Any]:
     """``num_frames`` evenly spaced frames (uint8 HWC arrays), for image-only models that embed a video
     as the mean of its frames."""
     if _is_frames(item.source):
         frames = _frames_array(item)
     else:
-        frames, _ = _pyav_decode(_read_source(item, allow_fetch), item.describe())
+        frames, _ = _pyav_decode(_read_source(item, allow_fetch, fetch_policy), item.describe())
     indices = np.linspace(0, len(frames) - 1, num=min(num_frames, len(frames))).round().astype(int)
     return [np.ascontiguousarray(frames[i]) for i in indices]
 
 
-def read_video(item: Video, allow_fetch: bool = False) -> tuple[np.ndarray, float | None]:
+def read_video(item: Video, allow_fetch: bool = False, fetch_policy: Any = None) -> tuple[np.ndarray, float | None]:
     """All frames of any :class:`Video` source as a (T, H, W, 3) uint8 array, and its fps (``item.fps``
     for frame sources, which may be ``None``), for data loaders that hand decoded videos back."""
     if _is_frames(item.source):
         return _frames_array(item), item.fps
-    return _pyav_decode(_read_source(item, allow_fetch), item.describe())
+    return _pyav_decode(_read_source(item, allow_fetch, fetch_policy), item.describe())
