@@ -171,11 +171,11 @@ class Embedder:
         unknown = set(encode_settings) - {f.name for f in fields(EncodeSettings)}
         if unknown:
             raise TypeError(f"Embedder got unknown settings: {', '.join(sorted(unknown))}")
-        self.encode_settings = EncodeSettings(**encode_settings)
         defaults = EncodeSettings()
-        for name, reason in self.unsupported_settings.items():
-            if getattr(self.encode_settings, name) != getattr(defaults, name):
+        for name, reason in self.unsupported_settings.items():  # before the values' own checks
+            if name in encode_settings and encode_settings[name] != getattr(defaults, name):
                 raise ValueError(f"{type(self).__name__} does not take {name}: {reason}")
+        self.encode_settings = EncodeSettings(**encode_settings)
 
     # -- configuration -------------------------------------------------------------------------------
 
@@ -346,23 +346,21 @@ class Embedder:
                 "compute them with modalbridge.calibration_ranges for this model and truncate_dim"
             )
 
-    def _finish(self, rows: dict[int, np.ndarray], errors: dict[int, Exception] | None) -> dict[int, np.ndarray]:
+    def _finish(self, rows: dict[int, Any], errors: dict[int, Exception] | None) -> dict[int, Any]:
         """Post-process float rows: refuse non-finite ones (an error naming the item, raised or recorded),
         then quantize to ``precision`` (per row, with fixed ranges: no row depends on another)."""
-        if not rows:
-            return rows
-        indices = sorted(rows)
-        vectors = np.stack([rows[i] for i in indices])
-        bad = check_finite_rows(vectors, indices)
+        bad: dict[int, Exception] = {}
+        for index in sorted(rows):
+            bad.update(check_finite_rows(np.asarray(rows[index])[None], [index]))
         if bad:
             if errors is None:
                 raise next(iter(bad.values()))
             errors.update(bad)
-            keep = [j for j, index in enumerate(indices) if index not in bad]
-            indices, vectors = [indices[j] for j in keep], vectors[keep]
-            if not indices:
-                return {}
-        return dict(zip(indices, self.quantize(vectors)))
+            rows = {index: row for index, row in rows.items() if index not in bad}
+        if self.encode_settings.precision == "float32" or not rows:
+            return rows
+        indices = sorted(rows)
+        return dict(zip(indices, self.quantize(np.stack([rows[i] for i in indices]))))
 
     def quantize(self, vectors: np.ndarray) -> np.ndarray:
         """Float32 embeddings to this embedder's ``precision`` (as sentence-transformers'
