@@ -187,6 +187,7 @@ class MultimodalEmbeddings(_ModelSettings, Embeddings):
         if settings.pop("max_length", None) is not None:  # pragma: no cover - embedders have no max_length
             raise ValueError("an Embedder has no max_length")
         settings.pop("quantization_ranges", None)
+        settings.pop("token_pool_factor", None)  # multi-vector only: a plain Embedder refuses any other value
         if settings.pop("precision") != "float32":
             raise ValueError("LangChain vector stores take float vectors: build the Embedder with precision='float32'")
         return cls(model_name=settings.pop("model_name_or_path"), **settings, **fields)

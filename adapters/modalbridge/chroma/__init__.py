@@ -47,6 +47,7 @@ from modalbridge.chroma.function import (
     MultimodalEmbeddingFunction,
     RemoteCodeNotAllowedError,
     allow_remote_code,
+    allowing_remote_code,
     remote_code_allowed,
     update_embedding_function,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "RerankedResult",
     "RetryPolicy",
     "allow_remote_code",
+    "allowing_remote_code",
     "remote_code_allowed",
     "rerank_query_result",
     "rerank_query_results",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import warnings
 from dataclasses import fields
-from typing import Any, Literal, Sequence
+from typing import Any, Iterator, Literal, Sequence
 
 import numpy as np
 
@@ -76,6 +78,25 @@ def allow_remote_code(allow: bool = True) -> None:
     _remote_code_switch = bool(allow)
 
 
+_remote_code_scope: contextvars.ContextVar[bool] = contextvars.ContextVar("modalbridge_remote_code_scope", default=False)
+
+
+@contextlib.contextmanager
+def allowing_remote_code(allow: bool = True) -> Iterator[None]:
+    """Within this block only (this thread or task), let stored configurations with
+    ``trust_remote_code=True`` be rebuilt: for a caller that was itself asked to trust remote code
+    (``modalbridge search --trust-remote-code``), without turning it on for the rest of the process::
+
+        with allowing_remote_code():
+            function = MultimodalEmbeddingFunction.build_from_config(stored)
+    """
+    token = _remote_code_scope.set(bool(allow) or _remote_code_scope.get())
+    try:
+        yield
+    finally:
+        _remote_code_scope.reset(token)
+
+
 def _model_key(model_name_or_path: str, revision: str | None) -> tuple[str, str | None]:
     path = os.fspath(model_name_or_path)
     return (os.path.abspath(path) if os.path.isdir(path) else path, revision)
@@ -85,6 +106,7 @@ def remote_code_allowed(model_name_or_path: str, revision: str | None = None) ->
     """Whether a stored configuration with ``trust_remote_code=True`` for this model may be rebuilt."""
     return (
         _remote_code_switch
+        or _remote_code_scope.get()
         or os.environ.get(ENV_TRUST_REMOTE_CODE) == "1"
         or _model_key(model_name_or_path, revision) in _remote_code_consents
     )

@@ -199,22 +199,40 @@ def _get_collection(client, name: str):
         raise
 
 
-def _stored_function(collection):
-    """The MultimodalEmbeddingFunction a collection was created with."""
-    from modalbridge.chroma import MultimodalEmbeddingFunction
+def _stored_function(collection, trust_remote_code: bool = False):
+    """The MultimodalEmbeddingFunction a collection was created with, rebuilt from its stored
+    configuration. A configuration asking for remote code is rebuilt only when this caller was asked to
+    trust it (``trust_remote_code``), and only for this call: never process-wide."""
+    from modalbridge.chroma import (
+        EMBEDDING_FUNCTION_NAME,
+        MultimodalEmbeddingFunction,
+        RemoteCodeNotAllowedError,
+        allowing_remote_code,
+    )
 
-    function = (collection.configuration or {}).get("embedding_function")
-    if not isinstance(function, MultimodalEmbeddingFunction):
-        found = "none" if function is None else type(function).__name__
+    stored = (collection.configuration_json or {}).get("embedding_function") or {}
+    if stored.get("type") != "known" or stored.get("name") != EMBEDDING_FUNCTION_NAME:
+        found = stored.get("name") or stored.get("type") or "none"
         raise MediaIndexError(
             f"collection {collection.name!r} was not created by modalbridge (its embedding function: {found}); "
             "pick another --collection"
         )
-    return function
+    config = stored.get("config") or {}
+    try:
+        with allowing_remote_code(trust_remote_code):
+            return MultimodalEmbeddingFunction.build_from_config(config)
+    except RemoteCodeNotAllowedError:
+        raise MediaIndexError(
+            f"collection {collection.name!r} was built with model {config.get('model_name_or_path')!r} and "
+            "trust_remote_code=True: that model runs its own code, which modalbridge never does because a "
+            "database asks. If you trust this model, pass --trust-remote-code (MediaIndex(trust_remote_code=True))"
+        ) from None
+    except ValueError as exc:
+        raise MediaIndexError(f"collection {collection.name!r}: {exc}") from None
 
 
 def _space(collection) -> str:
-    configuration = collection.configuration or {}
+    configuration = collection.configuration_json or {}
     for key in ("hnsw", "spann"):
         section = configuration.get(key)
         if section and section.get("space"):
@@ -377,10 +395,8 @@ class MediaIndex:
     ) -> None:
         import modalbridge.chroma  # noqa: F401  (registers the embedding function Chroma stores)
 
-        if trust_remote_code:
-            from modalbridge.chroma import allow_remote_code
-
-            allow_remote_code()
+        self.trust_remote_code = trust_remote_code
+        """Whether this index may rebuild stored configurations that ask for remote code (its own only)."""
         self.client = client
         self.name = name
         self.batch_size = batch_size
@@ -403,7 +419,9 @@ class MediaIndex:
                 if main_collection is None:
                     raise
             else:  # a fresh index, or one built with the demo model: the demo models are the defaults
-                stored_main = _stored_function(main_collection).get_config() if main_collection is not None else None
+                stored_main = (
+                    _stored_function(main_collection, trust_remote_code).get_config() if main_collection is not None else None
+                )
                 if stored_main is None or file_id(stored_main["model_name_or_path"]) == file_id(demo_main):
                     default_main, default_audio = demo_main, demo_audio
 
@@ -429,7 +447,7 @@ class MediaIndex:
         model it was built with (``model``, if given, and ``explicit`` settings must match it)."""
         if collection is None:
             return None if model is None else Route(name, Embedder(model, **settings))
-        function = _stored_function(collection)
+        function = _stored_function(collection, self.trust_remote_code)
         stored = function.get_config()
         # device and batch size follow this run; everything that changes vectors must match the stored.
         current = {**stored, "device": settings["device"], "batch_size": settings["batch_size"]}
