@@ -334,7 +334,9 @@ def build_tiny_qwen3vl_reranker(path: str | os.PathLike, seed: int = SEED) -> st
     return str(path)
 
 
-def build_tiny_colqwen2(path: str | os.PathLike, seed: int = SEED, embedding_dim: int = 16) -> str:
+def build_tiny_colqwen2(
+    path: str | os.PathLike, seed: int = SEED, embedding_dim: int = 16, initializer_range: float = 0.02
+) -> str:
     """ColQwen2ForRetrieval (Qwen2-VL backbone: 2 text layers, width 32; vision depth 2, patch 8, merge 2x2)
     with its ColQwen2Processor, saved the way ``-hf`` hub checkpoints are, in well under a second.
 
@@ -381,17 +383,20 @@ def build_tiny_colqwen2(path: str | os.PathLike, seed: int = SEED, embedding_dim
                 pad_token_id=vocab["<|endoftext|>"],
                 bos_token_id=None,
                 eos_token_id=vocab["<|im_end|>"],
+                initializer_range=initializer_range,
             ),
             vision_config=dict(
                 depth=2, embed_dim=32, hidden_size=32, mlp_ratio=2, num_heads=2,  # hidden_size = text width
-                patch_size=8, spatial_merge_size=2, temporal_patch_size=2,
+                patch_size=8, spatial_merge_size=2, temporal_patch_size=2, initializer_range=initializer_range,
             ),
             image_token_id=vocab["<|image_pad|>"],
             video_token_id=vocab["<|video_pad|>"],
             vision_start_token_id=vocab["<|vision_start|>"],
             vision_end_token_id=vocab["<|vision_end|>"],
+            initializer_range=initializer_range,
         ),
         embedding_dim=embedding_dim,
+        initializer_range=initializer_range,
     )
     config.architectures = ["ColQwen2ForRetrieval"]  # how sentence-transformers recognises a retrieval model
     _init_model(ColQwen2ForRetrieval, config, seed).save_pretrained(path)

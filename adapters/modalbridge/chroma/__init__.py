@@ -35,9 +35,13 @@ How it maps onto Chroma:
 
 * :class:`ChromaWriter` writes precomputed vectors (bulk ingest, ``modalbridge index``, Ray): calls never
   above the store's ``max_batch_size``, upserts (idempotent by id), retried while a server restarts.
+* Late-interaction models (ColPali, ColQwen2): :class:`LateInteractionCollection` keeps a first-stage vector
+  per record in a collection and the token matrices beside it, and rescores candidates by exact MaxSim.
+  A :class:`~modalbridge.multivector.MultiVectorEmbedder` also reranks any query result:
+  ``rerank_query_result(hits, query, MultiVectorEmbedder(...))``.
 
 Modules: :mod:`.function` (the embedding function), :mod:`.loader` (the data loader), :mod:`.rerank`,
-:mod:`.writer` (bulk writes).
+:mod:`.writer` (bulk writes), :mod:`.late_interaction`.
 """
 
 from modalbridge.chroma.function import (
@@ -51,6 +55,7 @@ from modalbridge.chroma.function import (
     remote_code_allowed,
     update_embedding_function,
 )
+from modalbridge.chroma.late_interaction import LateInteractionCollection, LateInteractionResult, is_late_interaction
 from modalbridge.chroma.loader import LoadedMedia, MultimodalDataLoader
 from modalbridge.chroma.rerank import (
     RerankedResult,
@@ -65,6 +70,8 @@ __all__ = [
     "ENV_TRUST_REMOTE_CODE",
     "EMBEDDING_FUNCTION_NAME",
     "UPDATABLE_SETTINGS",
+    "LateInteractionCollection",
+    "LateInteractionResult",
     "LoadedMedia",
     "MultimodalDataLoader",
     "MultimodalEmbeddingFunction",
@@ -73,6 +80,7 @@ __all__ = [
     "RetryPolicy",
     "allow_remote_code",
     "allowing_remote_code",
+    "is_late_interaction",
     "remote_code_allowed",
     "rerank_query_result",
     "rerank_query_results",
