@@ -17,12 +17,14 @@ same settings; mixed batches are encoded one modality at a time and returned in 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from functools import partial
 from typing import Any, Literal, Sequence
 
 import numpy as np
 
+from modalbridge.device_images import IMAGE_DECODE_MODES, ImageDecode, device_image_processor, forward_pixel_values
 from modalbridge.inputs import Preparer, check_finite_rows, is_supported, model_modalities, validate
-from modalbridge.items import Video, item_error, renamed_item_error
+from modalbridge.items import Video, check_item, item_error, renamed_item_error
 from modalbridge.loading import MODEL_CACHE, LoadSettings
 from modalbridge.media import FETCH_MAX_BYTES, FETCH_TIMEOUT_S, FetchPolicy, MediaError, sample_video_frames
 from modalbridge.media.fetch import check_fetch_settings
@@ -72,6 +74,11 @@ class EncodeSettings:
     float embeddings (after truncation), e.g. from :func:`calibration_ranges` over a sample of the corpus.
     Required for those precisions: ranges computed from each batch would make an item's vector depend on
     its batch neighbours, and a single query has no range at all."""
+    image_decode: ImageDecode = "cpu"
+    """How images reach CLIP-like models: ``"cpu"`` (Pillow and the model's processor: exactly what
+    sentence-transformers gives), ``"gpu"`` (JPEGs decoded in batches on the model's device, resized and
+    normalized there; see :mod:`modalbridge.device_images`), or ``"auto"`` (``"gpu"`` on CUDA when the
+    model qualifies, else ``"cpu"``)."""
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "decode_workers"):
@@ -88,6 +95,8 @@ class EncodeSettings:
             isinstance(self.truncate_dim, bool) or not isinstance(self.truncate_dim, int) or self.truncate_dim < 1
         ):
             raise ValueError(f"truncate_dim must be a positive integer or None, got {self.truncate_dim!r}")
+        if self.image_decode not in IMAGE_DECODE_MODES:
+            raise ValueError(f"image_decode must be one of {', '.join(IMAGE_DECODE_MODES)}, got {self.image_decode!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         check_fetch_settings(self.fetch_timeout_s, self.fetch_max_bytes, self.fetch_allowed_hosts, self.fetch_allow_private)
@@ -144,7 +153,7 @@ class Embedder:
         model_name_or_path: str,
         *,
         revision: str | None = None,
-        device: str = "auto",
+        device: str | Sequence[str] = "auto",
         dtype: str | None = None,
         backend: str = "torch",
         trust_remote_code: bool = False,
@@ -316,11 +325,17 @@ class Embedder:
         preparer = Preparer(
             model, self.encode_settings.allow_fetch, self.encode_settings.decode_workers, self.encode_settings.fetch_policy()
         )
+        on_device = None
+        if "image" in groups:
+            on_device = device_image_processor(model, self.encode_settings.image_decode, self.load_settings.uses_pool)
         rows: dict[int, np.ndarray] = {}
         for modality, indices in groups.items():
             group = [items[i] for i in indices]
             if modality == "video" and as_frames:
                 rows.update(self._embed_videos_as_frames(group, indices, role, errors))
+                continue
+            if modality == "image" and on_device is not None:
+                rows.update(self._embed_images_on_device(on_device, group, indices, errors))
                 continue
             decoded = preparer.many(group, indices=indices, errors=errors)
             inputs = decoded if errors is not None else dict(zip(indices, decoded))
@@ -406,7 +421,12 @@ class Embedder:
         settings = self.encode_settings
         prompt = settings.query_prompt if role == "query" else settings.document_prompt
         prompt_name = settings.query_prompt_name if role == "query" else settings.document_prompt_name
-        encode = self.model.encode_query if role == "query" else self.model.encode_document
+        if self.load_settings.uses_pool:  # device=[...]: the model's long-lived pool
+            from modalbridge.pool import get_pool
+
+            encode = partial(get_pool(self.kind, self.load_settings).encode, role=role)
+        else:
+            encode = self.model.encode_query if role == "query" else self.model.encode_document
         vectors = encode(
             inputs,
             prompt_name=None if prompt is not None else prompt_name,
@@ -419,6 +439,60 @@ class Embedder:
             truncate_dim=settings.truncate_dim,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+    def _embed_images_on_device(
+        self, processor: Any, images: list[Any], indices: list[int], errors: dict[int, Exception] | None
+    ) -> dict[int, np.ndarray]:
+        """The device image path (``image_decode``): bytes read in threads, then per batch decoding and
+        preprocessing on the model's device and the model's forward on the ``pixel_values``. Float rows,
+        quantized afterwards like every other group."""
+        from modalbridge.media import map_parallel
+        from modalbridge.media.gpu_image import read_image_bytes
+
+        settings = self.encode_settings
+        policy = settings.fetch_policy()
+
+        def failed(index: int, exc: Exception) -> None:
+            error = item_error(MediaError, "item", index, str(exc))
+            if errors is None:
+                raise error from None
+            errors[index] = error
+
+        def read(entry: tuple[int, Any]) -> Any:
+            try:
+                return read_image_bytes(entry[1], settings.allow_fetch, policy)
+            except MediaError as exc:
+                return exc
+
+        images = [check_item(image) for image in images]  # a bare PIL image becomes Image(...)
+        vectors: dict[int, np.ndarray] = {}
+        for start in range(0, len(images), settings.batch_size):
+            entries = list(zip(indices[start : start + settings.batch_size], images[start : start + settings.batch_size]))
+            datas = {}
+            for (index, _), data in zip(entries, map_parallel(read, entries, settings.decode_workers)):
+                if isinstance(data, MediaError):
+                    failed(index, data)
+                else:
+                    datas[index] = data
+            names = {index: image.describe() for index, image in entries}
+            try:
+                pixel_values = processor(list(datas.values()), [names[i] for i in datas], settings.decode_workers)
+            except MediaError:  # find the undecodable ones; the rest still go through
+                decoded = {}
+                for index, data in datas.items():
+                    try:
+                        decoded[index] = processor.decode([data], [names[index]])[0]
+                    except MediaError as exc:
+                        failed(index, exc)
+                datas = decoded
+                pixel_values = processor.preprocess(list(decoded.values())) if decoded else None
+            if pixel_values is None:
+                continue
+            batch = forward_pixel_values(
+                self.model, pixel_values, normalize=settings.normalize, truncate_dim=settings.truncate_dim
+            )
+            vectors.update(zip(datas, batch.astype(np.float32, copy=False)))
+        return vectors
 
     def _embed_videos_as_frames(
         self, videos: list[Video], indices: list[int], role: str, errors: dict[int, Exception] | None = None

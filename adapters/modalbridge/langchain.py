@@ -60,7 +60,10 @@ class _ModelSettings(BaseModel):
         "sentence-transformers model."
     )
     revision: str | None = Field(default=None, description="Hub revision (branch, tag or commit) to load.")
-    device: str = Field(default="auto", description="'auto' (cuda, then mps, then cpu), 'cpu', 'cuda:0', ...")
+    device: str | list[str] = Field(
+        default="auto",
+        description="'auto' (cuda, then mps, then cpu), 'cpu', 'cuda:0', ...; a list (['cuda:0', 'cuda:1']) runs one long-lived pool",
+    )
     dtype: Literal["float32", "float16", "bfloat16"] | None = Field(
         default=None, description="Weights dtype; None keeps the model's default."
     )
@@ -155,6 +158,11 @@ class MultimodalEmbeddings(_ModelSettings, Embeddings):
         default=None,
         ge=1,
         description="For image models without video support: embed a video as the mean of this many frames.",
+    )
+    image_decode: Literal["cpu", "gpu", "auto"] = Field(
+        default="cpu",
+        description="How images reach CLIP-like models: 'cpu' (exact), 'gpu' (decoded and preprocessed on the "
+        "model's device), 'auto' ('gpu' on CUDA when the model qualifies).",
     )
     document_modality: Literal["text", "image", "audio", "video"] = Field(
         default="text",

@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import os
 from io import BytesIO
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Literal, Optional, Sequence, Union
 
 import numpy as np
 
@@ -165,7 +165,10 @@ class MultimodalEmbedding(MultiModalEmbedding):
     embed_batch_size: int = Field(
         default=32, gt=0, le=2048, description="How many inputs go to the model at once (the core batch size)."
     )
-    device: str = Field(default="auto", description='"auto" (cuda, then mps, then cpu), "cpu", "cuda:1", ...')
+    device: Union[str, List[str]] = Field(
+        default="auto",
+        description='"auto" (cuda, then mps, then cpu), "cpu", "cuda:1", ...; a list (["cuda:0", "cuda:1"]) runs one long-lived pool',
+    )
     dtype: Optional[str] = Field(
         default=None, description='"float32", "float16", "bfloat16", or None for the model\'s default.'
     )
@@ -193,6 +196,11 @@ class MultimodalEmbedding(MultiModalEmbedding):
     video_frames: Optional[int] = Field(
         default=None,
         description="Image-only models: embed a video as the mean of this many frames (None refuses videos).",
+    )
+    image_decode: Literal["cpu", "gpu", "auto"] = Field(
+        default="cpu",
+        description="How images reach CLIP-like models: 'cpu' (exact), 'gpu' (decoded and preprocessed on the "
+        "model's device), 'auto' ('gpu' on CUDA when the model qualifies).",
     )
     cache_folder: Optional[str] = Field(default=None, description="Where downloaded models are stored.")
     local_files_only: bool = Field(default=False, description="Never download; use only files on disk.")
@@ -254,6 +262,7 @@ class MultimodalEmbedding(MultiModalEmbedding):
             allow_fetch=self.allow_fetch,
             video_frames=self.video_frames,
             decode_workers=self.decode_workers,
+            image_decode=self.image_decode,
             fetch_timeout_s=self.fetch_timeout_s,
             fetch_max_bytes=self.fetch_max_bytes,
             fetch_allowed_hosts=self.fetch_allowed_hosts,
@@ -460,7 +469,10 @@ class MultimodalRerank(BaseNodePostprocessor):
     score_threshold: Optional[float] = Field(
         default=None, description="Drop nodes that score below this (after reranking)."
     )
-    device: str = Field(default="auto", description='"auto" (cuda, then mps, then cpu), "cpu", "cuda:1", ...')
+    device: Union[str, List[str]] = Field(
+        default="auto",
+        description='"auto" (cuda, then mps, then cpu), "cpu", "cuda:1", ...; a list (["cuda:0", "cuda:1"]) runs one long-lived pool',
+    )
     dtype: Optional[str] = Field(
         default=None, description='"float32", "float16", "bfloat16", or None for the model\'s default.'
     )

@@ -14,6 +14,9 @@ Loading is lazy and thread-safe (N threads asking for the same key cause one loa
     model = get_model("embedder", settings)       # loads once
     assert get_model("embedder", settings) is model
     release_model("embedder", settings)           # frees it (and the GPU cache)
+
+``device`` may be a list (``["cuda:0", "cuda:1"]``, ``["cpu", "cpu"]``): the model then runs in one
+long-lived multi-process pool per model (:mod:`modalbridge.pool`), stopped when the model is released.
 """
 
 from __future__ import annotations
@@ -22,15 +25,18 @@ import json
 import os
 import threading
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 ModelKind = Literal["embedder", "reranker", "multivector"]
 DTYPES = ("float32", "float16", "bfloat16")
 BACKENDS = ("torch", "onnx", "openvino")
 
 
-def resolve_device(device: str | None) -> str:
-    """``"auto"`` (or ``None``) becomes ``"cuda"``, then ``"mps"``, then ``"cpu"``, whichever is available."""
+def resolve_device(device: str | Sequence[str] | None) -> str | list[str]:
+    """``"auto"`` (or ``None``) becomes ``"cuda"``, then ``"mps"``, then ``"cpu"``, whichever is available.
+    A list of devices (a pool) is returned as a list."""
+    if isinstance(device, (list, tuple)):
+        return list(device)
     if device not in (None, "auto"):
         return device
     import torch
@@ -48,7 +54,9 @@ class LoadSettings:
 
     model_name_or_path: str
     revision: str | None = None
-    device: str = "auto"
+    device: str | tuple[str, ...] = "auto"
+    """One device (``"auto"``, ``"cpu"``, ``"cuda:1"``, ...) or a list of them: one worker process per
+    entry in a long-lived multi-process pool (``["cuda:0", "cuda:1"]``, ``["cpu", "cpu"]``)."""
     dtype: str | None = None
     """``"float32"``, ``"float16"``, ``"bfloat16"``, or ``None`` for the model's default."""
     backend: str = "torch"
@@ -66,6 +74,15 @@ class LoadSettings:
             object.__setattr__(self, "model_name_or_path", os.fspath(self.model_name_or_path))
         if not isinstance(self.model_name_or_path, str) or not self.model_name_or_path:
             raise ValueError("model_name_or_path must be a non-empty string (a hub name or a local folder)")
+        if isinstance(self.device, (list, tuple)):
+            devices = tuple(self.device)
+            if not devices or not all(isinstance(d, str) and d and d != "auto" for d in devices):
+                raise ValueError(
+                    f"device must be a device name or a non-empty list of device names (not 'auto'), got {self.device!r}"
+                )
+            object.__setattr__(self, "device", devices)
+        elif not isinstance(self.device, str) or not self.device:
+            raise ValueError(f"device must be a device name such as 'cpu' or 'cuda:0', or a list of them, got {self.device!r}")
         if self.dtype is not None and self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)} or None, got {self.dtype!r}")
         if self.backend not in BACKENDS:
@@ -79,8 +96,16 @@ class LoadSettings:
         if self.cache_folder is not None:
             object.__setattr__(self, "cache_folder", os.fspath(self.cache_folder))
 
+    @property
+    def uses_pool(self) -> bool:
+        """Whether the model runs in a multi-process pool (``device`` is a list)."""
+        return isinstance(self.device, tuple)
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        settings = asdict(self)
+        if self.uses_pool:
+            settings["device"] = list(self.device)
+        return settings
 
     def key(self, kind: ModelKind) -> str:
         """The cache key: the kind, every setting, and the resolved device (so "auto" and the device it
@@ -99,7 +124,8 @@ def _load(kind: ModelKind, settings: LoadSettings):
 
         model_kwargs.setdefault("dtype", getattr(torch, settings.dtype))
     common = dict(
-        device=resolve_device(settings.device),
+        # A pool's workers place their own copies; the parent's copy stays on the CPU.
+        device="cpu" if settings.uses_pool else resolve_device(settings.device),
         cache_folder=settings.cache_folder,
         trust_remote_code=settings.trust_remote_code,
         revision=settings.revision,
@@ -171,16 +197,23 @@ class ModelCache:
         return settings.key(kind) in self._models
 
     def release(self, kind: ModelKind, settings: LoadSettings) -> bool:
-        """Drop the cached model for these settings; True if one was loaded. Adapters that still hold
-        the object keep it alive; later calls load a fresh one."""
+        """Drop the cached model for these settings (and stop its pool); True if one was loaded.
+        Adapters that still hold the object keep it alive; later calls load a fresh one."""
+        from modalbridge.pool import POOLS
+
+        key = settings.key(kind)
+        POOLS.stop(key)
         with self._lock:
-            released = self._models.pop(settings.key(kind), None) is not None
+            released = self._models.pop(key, None) is not None
         if released:
             _free_accelerator_memory()
         return released
 
     def clear(self) -> int:
-        """Drop every cached model; returns how many were dropped."""
+        """Drop every cached model (and stop every pool); returns how many were dropped."""
+        from modalbridge.pool import POOLS
+
+        POOLS.stop_all()
         with self._lock:
             count = len(self._models)
             self._models.clear()

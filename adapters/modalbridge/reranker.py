@@ -85,7 +85,7 @@ class Reranker:
         model_name_or_path: str,
         *,
         revision: str | None = None,
-        device: str = "auto",
+        device: str | Sequence[str] = "auto",
         dtype: str | None = None,
         backend: str = "torch",
         trust_remote_code: bool = False,
@@ -172,8 +172,13 @@ class Reranker:
                     prepared_query = preparer.many([query], in_pair=True, label="query")[0]
                 prepared = preparer.many([documents[i] for i in indices], in_pair=True, label="document", indices=indices)
                 pairs = [(prepared_query, document) for document in prepared]
+            predict = model.predict
+            if self.load_settings.uses_pool:  # device=[...]: the model's long-lived pool
+                from modalbridge.pool import get_pool
+
+                predict = get_pool(self.kind, self.load_settings).predict
             group_scores = np.asarray(
-                model.predict(
+                predict(
                     pairs,
                     batch_size=settings.batch_size,
                     show_progress_bar=settings.show_progress_bar,
