@@ -14,7 +14,11 @@ Example::
     reranker = MultimodalRerank(model_name="Qwen/Qwen3-VL-Reranker-2B", page_content_modality="image_base64")
     best = reranker.compress_documents(hits, "a sleeping cat")             # metadata["relevance_score"]
 
-Both classes only translate between LangChain and the core (:class:`~modalbridge.Embedder`,
+Late-interaction models (ColPali, ColQwen2): :class:`LateInteractionRetriever` searches a
+:class:`modalbridge.chroma.LateInteractionCollection` (first stage in Chroma, exact MaxSim from the stored
+token vectors), and :class:`MaxSimRerank` reranks any retriever's documents by MaxSim.
+
+All classes only translate between LangChain and the core (:class:`~modalbridge.Embedder`,
 :class:`~modalbridge.Reranker`): models are loaded lazily from the process-wide cache, so an embeddings
 object and any other adapter built with the same load settings share one model.
 
@@ -37,9 +41,10 @@ import os
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from langchain_core.callbacks import Callbacks
+from langchain_core.callbacks import CallbackManagerForRetrieverRun, Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.embeddings import Embeddings
+from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables.config import run_in_executor
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
@@ -48,7 +53,7 @@ from modalbridge.media import FETCH_MAX_BYTES, FETCH_TIMEOUT_S
 from modalbridge.items import Image, as_media, as_media_list
 from modalbridge.reranker import Reranker
 
-__all__ = ["MultimodalEmbeddings", "MultimodalRerank"]
+__all__ = ["LateInteractionRetriever", "MaxSimRerank", "MultimodalEmbeddings", "MultimodalRerank"]
 
 class _ModelSettings(BaseModel):
     """Fields shared by the embeddings and the reranker: the core's load settings and common run settings."""
@@ -365,3 +370,90 @@ class MultimodalRerank(BaseDocumentCompressor, _ModelSettings):
     ) -> Sequence[Document]:
         """``compress_documents`` in a worker thread (the event loop is not blocked)."""
         return await run_in_executor(None, self.compress_documents, documents, query, callbacks)
+
+
+# -- late interaction (ColPali / ColQwen2 multi-vector models) -------------------------------------------
+
+
+class MaxSimRerank(MultimodalRerank):
+    """Reranks documents by late interaction (MaxSim) with a multi-vector model such as ColQwen2: the
+    second stage after any single-vector retriever (``ContextualCompressionRetriever``). Documents are
+    read like :class:`MultimodalRerank` reads them, embedded, and scored against the query exactly as
+    ``model.similarity`` does (the core's :meth:`~modalbridge.multivector.MultiVectorEmbedder.rank`)::
+
+        rerank = MaxSimRerank(model_name="vidore/colqwen2-v1.0-hf", page_content_modality="image", top_n=5)
+        retriever = ContextualCompressionRetriever(base_compressor=rerank, base_retriever=clip_store.as_retriever())
+
+    ``max_length``, ``prompt_name`` and ``prompt`` are CrossEncoder settings and are refused here.
+    """
+
+    token_pool_factor: float | None = Field(
+        default=None, ge=1, description="Pool each document's token vectors by this factor (None keeps all)."
+    )
+
+    @model_validator(mode="after")
+    def _refuse_cross_encoder_settings(self) -> Any:
+        given = [name for name in ("max_length", "prompt_name", "prompt") if getattr(self, name) is not None]
+        if given:
+            raise ValueError(f"MaxSimRerank does not take {', '.join(given)} (CrossEncoder settings)")
+        return self
+
+    def _core_kwargs(self) -> dict[str, Any]:
+        return {**_ModelSettings._core_kwargs(self), "token_pool_factor": self.token_pool_factor}
+
+    def _build_core(self) -> Any:
+        from modalbridge.multivector import MultiVectorEmbedder
+
+        return MultiVectorEmbedder(self.model_name, **copy.deepcopy(self._core_kwargs()))
+
+    @property
+    def reranker(self) -> Any:
+        """The core :class:`~modalbridge.multivector.MultiVectorEmbedder` built from these fields."""
+        return self._current_core()
+
+
+class LateInteractionRetriever(BaseRetriever):
+    """A LangChain retriever over a :class:`modalbridge.chroma.LateInteractionCollection`: candidates from
+    the collection's first-stage vectors, ranked by exact MaxSim from the stored token matrices::
+
+        pages = LateInteractionCollection.open(chromadb.PersistentClient("db"), "pages")
+        retriever = LateInteractionRetriever(collection=pages, k=5)
+        docs = retriever.invoke("revenue in 2023")
+
+    Each document has the record's id, its stored document text as ``page_content`` (the URI for media
+    records stored without a text, e.g. page images), the record's metadata plus ``metadata["uri"]`` when
+    it has one and the MaxSim score under ``score_key``.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    collection: Any = Field(description="A modalbridge.chroma.LateInteractionCollection.")
+    k: int = Field(default=4, ge=1, description="How many documents to return.")
+    candidates: int | None = Field(
+        default=None, ge=1, description="First-stage candidates rescored by MaxSim (None: max(100, 10 * k))."
+    )
+    where: dict[str, Any] | None = Field(default=None, description="A Chroma metadata filter for the first stage.")
+    score_key: str = Field(default="score", description="Metadata key the MaxSim score is written to.")
+
+    @field_validator("collection")
+    @classmethod
+    def _late_interaction(cls, value: Any) -> Any:
+        from modalbridge.chroma.late_interaction import LateInteractionCollection
+
+        if not isinstance(value, LateInteractionCollection):
+            raise TypeError(f"collection must be a LateInteractionCollection, got {type(value).__name__}")
+        return value
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        hits = self.collection.query(query, n_results=self.k, candidates=self.candidates, where=self.where)
+        documents = []
+        for record_id, score, text, uri, metadata in zip(hits.ids, hits.scores, hits.documents, hits.uris, hits.metadatas):
+            extra = {"uri": uri} if uri is not None else {}
+            documents.append(
+                Document(
+                    id=record_id,
+                    page_content=text if text is not None else (uri or ""),
+                    metadata={**metadata, **extra, self.score_key: score},
+                )
+            )
+        return documents

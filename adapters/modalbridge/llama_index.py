@@ -21,7 +21,11 @@ What each node is, for :class:`MultimodalRerank` and for :meth:`MultimodalEmbedd
   ``path`` or ``url``. A node may carry one media resource; its ``text_resource`` is not scored.
 * any other node (``TextNode``, text ``Document``): ``node.get_content(MetadataMode.EMBED)``, as text.
 
-Both classes keep one core object (:class:`modalbridge.Embedder` / :class:`modalbridge.Reranker`) whose
+Late-interaction models (ColPali, ColQwen2): :class:`LateInteractionRetriever` searches a
+:class:`modalbridge.chroma.LateInteractionCollection`, and :class:`MaxSimRerank` reranks any retriever's
+nodes by MaxSim (a :class:`modalbridge.multivector.MultiVectorEmbedder` in place of the Reranker).
+
+The embedding and reranking classes keep one core object (:class:`modalbridge.Embedder` / :class:`modalbridge.Reranker`) whose
 model comes from the process-wide cache, so every adapter of any framework built with the same load
 settings shares one loaded model.
 """
@@ -42,6 +46,7 @@ try:
     from llama_index.core.embeddings import MultiModalEmbedding
     from llama_index.core.instrumentation import get_dispatcher
     from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
+    from llama_index.core.base.base_retriever import BaseRetriever
     from llama_index.core.postprocessor.types import BaseNodePostprocessor
     from llama_index.core.schema import (
         BaseNode,
@@ -51,6 +56,7 @@ try:
         Node,
         NodeWithScore,
         QueryBundle,
+        TextNode,
     )
     from llama_index.core.utils import get_tqdm_iterable
 except ImportError as exc:  # pragma: no cover
@@ -61,7 +67,15 @@ from modalbridge.media import FETCH_MAX_BYTES, FETCH_TIMEOUT_S
 from modalbridge.items import MEDIA_TAGS, Combined, Image, MediaItem, as_media_list, renamed_item_error
 from modalbridge.reranker import Reranker
 
-__all__ = ["MultimodalEmbedding", "MultimodalRerank", "MediaType", "node_to_item", "query_to_item"]
+__all__ = [
+    "LateInteractionRetriever",
+    "MaxSimRerank",
+    "MultimodalEmbedding",
+    "MultimodalRerank",
+    "MediaType",
+    "node_to_item",
+    "query_to_item",
+]
 
 dispatcher = get_dispatcher(__name__)
 
@@ -608,3 +622,100 @@ class MultimodalRerank(BaseNodePostprocessor):
 
         dispatcher.event(ReRankEndEvent(nodes=new_nodes))
         return new_nodes
+
+
+# -- late interaction (ColPali / ColQwen2 multi-vector models) -------------------------------------------
+
+
+class MaxSimRerank(MultimodalRerank):
+    """Reranks nodes by late interaction (MaxSim) with a multi-vector model such as ColQwen2: the second
+    stage after any single-vector retriever. Nodes and the query are read like :class:`MultimodalRerank`
+    reads them and scored exactly as ``model.similarity`` does (the core's
+    :meth:`~modalbridge.multivector.MultiVectorEmbedder.rank`); same events and callbacks::
+
+        rerank = MaxSimRerank("vidore/colqwen2-v1.0-hf", top_n=5)
+        engine = clip_index.as_query_engine(llm=llm, node_postprocessors=[rerank])
+
+    ``max_length``, ``prompt_name`` and ``prompt`` are CrossEncoder settings and are refused here.
+    """
+
+    model: str = Field(description="Hub name or local folder of the multi-vector (late-interaction) model.")
+    token_pool_factor: Optional[float] = Field(
+        default=None, ge=1, description="Pool each document's token vectors by this factor (None keeps all)."
+    )
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "ModalbridgeMaxSimRerank"
+
+    def _core_kwargs(self) -> Dict[str, Any]:
+        given = [name for name in ("max_length", "prompt_name", "prompt") if getattr(self, name) is not None]
+        if given:
+            raise ValueError(f"MaxSimRerank does not take {', '.join(given)} (CrossEncoder settings)")
+        kwargs = super()._core_kwargs()
+        for name in ("max_length", "prompt_name", "prompt"):
+            kwargs.pop(name)
+        return {**kwargs, "token_pool_factor": self.token_pool_factor}
+
+    @property
+    def reranker(self) -> Any:
+        """The core :class:`~modalbridge.multivector.MultiVectorEmbedder` (rebuilt, cheaply, if a field changed)."""
+        from modalbridge.multivector import MultiVectorEmbedder
+
+        kwargs = self._core_kwargs()
+        if self._reranker is None or self._reranker_kwargs != kwargs:
+            self._reranker = MultiVectorEmbedder(**kwargs)
+            self._reranker_kwargs = kwargs
+        return self._reranker
+
+
+class LateInteractionRetriever(BaseRetriever):
+    """A LlamaIndex retriever over a :class:`modalbridge.chroma.LateInteractionCollection`: candidates from
+    the collection's first-stage vectors, ranked by exact MaxSim from the stored token matrices::
+
+        pages = LateInteractionCollection.open(chromadb.PersistentClient("db"), "pages")
+        retriever = LateInteractionRetriever(pages, similarity_top_k=5)
+        nodes = retriever.retrieve("revenue in 2023")      # or QueryBundle(query_str, image_path=...)
+        engine = RetrieverQueryEngine.from_args(retriever, llm=llm)
+
+    A record stored with a document text becomes a ``TextNode``; one with only a URI (a page image)
+    becomes an ``ImageNode`` with ``image_path``. Node ids are record ids, scores are MaxSim scores.
+    The query is ``QueryBundle.query_str``, or its image (see :func:`query_to_item`).
+    """
+
+    def __init__(
+        self,
+        collection: Any,
+        similarity_top_k: int = 4,
+        candidates: Optional[int] = None,
+        where: Optional[Dict[str, Any]] = None,
+        **kwargs: Any,
+    ) -> None:
+        from modalbridge.chroma.late_interaction import LateInteractionCollection
+
+        if not isinstance(collection, LateInteractionCollection):
+            raise TypeError(f"collection must be a LateInteractionCollection, got {type(collection).__name__}")
+        if similarity_top_k < 1:
+            raise ValueError(f"similarity_top_k must be at least 1, got {similarity_top_k}")
+        self.collection = collection
+        self.similarity_top_k = similarity_top_k
+        self.candidates = candidates
+        self.where = where
+        super().__init__(**kwargs)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "ModalbridgeLateInteractionRetriever"
+
+    def _retrieve(self, query_bundle: QueryBundle) -> List[NodeWithScore]:
+        hits = self.collection.query(
+            query_to_item(query_bundle), n_results=self.similarity_top_k, candidates=self.candidates, where=self.where
+        )
+        results = []
+        for record_id, score, text, uri, metadata in zip(hits.ids, hits.scores, hits.documents, hits.uris, hits.metadatas):
+            if text is None and uri is not None:
+                node: BaseNode = ImageNode(id_=record_id, image_path=uri, metadata=metadata)
+            else:
+                node = TextNode(id_=record_id, text=text or "", metadata=metadata)
+            results.append(NodeWithScore(node=node, score=score))
+        return results

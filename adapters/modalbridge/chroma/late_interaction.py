@@ -66,6 +66,8 @@ class LateInteractionResult:
     """Record metadata as given to ``upsert`` (without the content hash)."""
     first_stage_ranks: list[int]
     """Each hit's position among the first-stage candidates (0-based)."""
+    first_stage_distances: list[float | None]
+    """Each hit's Chroma distance in the first stage (``1 - dot`` of the fixed-size vectors), when known."""
     candidates: int
     """How many candidates the first stage returned."""
 
@@ -244,13 +246,13 @@ class LateInteractionCollection:
         count = self.collection.count()
         encoded = query if isinstance(query, EncodedQuery) else self.index.encode_query(query)
         if count == 0:
-            return LateInteractionResult([], [], [], [], [], [], 0)
+            return LateInteractionResult([], [], [], [], [], [], [], 0)
         result = self.collection.query(
             query_embeddings=[encoded.vector],
             n_results=min(count, candidates or max(100, 10 * n_results)),
             where=dict(where) if where else None,
             where_document=dict(where_document) if where_document else None,
-            include=["metadatas", "documents", "uris"],
+            include=["metadatas", "documents", "uris", "distances"],
         )
         return self._rescore(result, encoded, 0, n_results)
 
@@ -267,7 +269,7 @@ class LateInteractionCollection:
             return list(values[row]) if values is not None else [None] * len(ids)
 
         metadatas = [dict(m or {}) for m in column("metadatas")]
-        documents, uris = column("documents"), column("uris")
+        documents, uris, distances = column("documents"), column("uris"), column("distances")
         hashes = [m.pop(HASH_KEY, None) for m in metadatas]
         ranked = self.index.rescore(encoded, ids, expected_hashes=hashes, top_n=top_n)
         position = {record_id: j for j, record_id in enumerate(ids)}
@@ -279,6 +281,7 @@ class LateInteractionCollection:
             uris=[uris[j] for j in order],
             metadatas=[metadatas[j] for j in order],
             first_stage_ranks=order,
+            first_stage_distances=[None if distances[j] is None else float(distances[j]) for j in order],
             candidates=len(ids),
         )
 

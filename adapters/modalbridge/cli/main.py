@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--batch-size", type=_positive, default=32, help="files per embedding batch (default: 32)")
     index.add_argument("--video-frames", type=_positive, default=None, metavar="N",
                        help="embed videos as the mean of N frames when the model takes images only (default: 8)")
+    index.add_argument("--multi-vector", metavar="MODEL",
+                       help="index with a late-interaction model (ColPali/ColQwen2, a MultiVectorEncoder): one "
+                       "fixed-size vector per file in Chroma for the first stage, the token vectors beside it; "
+                       "search then ranks by exact MaxSim")
+    index.add_argument("--first-stage", choices=("muvera", "mean"), default="muvera",
+                       help="first-stage vector of a new --multi-vector collection (default: muvera)")
     index.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     index.set_defaults(func=_index)
 
@@ -91,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="rerank the candidates with this cross-encoder ('demo': the demo reranker)")
     search.add_argument("--top-n", type=_positive, metavar="N", help="keep the best N after reranking (default: all)")
     search.add_argument("--html", metavar="FILE", help="also write a self-contained results page")
+    search.add_argument("--candidates", type=_positive, metavar="N",
+                        help="late-interaction collections: first-stage candidates rescored by MaxSim "
+                        "(default: max(100, 10 * k))")
     search.set_defaults(func=_search)
 
     demo = commands.add_parser(
@@ -170,8 +179,11 @@ def _where(args) -> str:
 def _index(args) -> int:
     from modalbridge.cli.indexing import MediaIndex
 
+    client = _client(args, create=True)
+    if args.multi_vector or _is_late_interaction(client, args.collection):
+        return _index_late_interaction(args, client)
     index = MediaIndex(
-        _client(args, create=True),
+        client,
         args.collection,
         model=args.model,
         audio_model=args.audio_model,
@@ -187,11 +199,50 @@ def _index(args) -> int:
     return 0 if report.ok else 1
 
 
+def _is_late_interaction(client, name: str) -> bool:
+    from modalbridge.chroma import is_late_interaction
+    from modalbridge.cli.indexing import _get_collection
+
+    collection = _get_collection(client, name)
+    return collection is not None and is_late_interaction(collection)
+
+
+def _index_late_interaction(args, client) -> int:
+    from modalbridge.cli.indexing import MediaIndexError, index_late_interaction, open_late_interaction
+
+    given = [flag for flag, value in (("--model", args.model), ("--audio-model", args.audio_model),
+                                      ("--video-frames", args.video_frames)) if value]
+    if given:
+        raise MediaIndexError(
+            f"collection {args.collection!r} is a late-interaction index (--multi-vector) with its own model: "
+            f"leave out {', '.join(given)}"
+        )
+    pages = open_late_interaction(
+        client, args.collection, model=args.multi_vector, device=args.device, batch_size=args.batch_size,
+        first_stage=args.first_stage,
+    )
+    exclude = [] if args.host else [args.db]
+    report = index_late_interaction(pages, args.paths, exclude=exclude, progress=not args.quiet)
+    print(f"indexed into {args.collection!r} (late interaction, {pages.index.encoding.name} first stage) at {_where(args)}: {report.summary()}")
+    return 0 if report.ok else 1
+
+
 def _search(args) -> int:
     from modalbridge import Reranker
     from modalbridge.cli.indexing import MediaIndex, default_reranker, format_hits, query_item
 
     query = query_item(args.query, image=args.image, audio=args.audio, video=args.video)
+    client = _client(args, create=False)
+    late = _late_interaction(client, args)
+    if late is not None:
+        from modalbridge.cli.indexing import search_late_interaction
+
+        result = search_late_interaction(late, query, k=args.k, candidates=args.candidates, modality=args.modality)
+        return _show(args, result, None)
+    if args.candidates is not None:
+        from modalbridge.cli.indexing import MediaIndexError
+
+        raise MediaIndexError(f"--candidates is for late-interaction collections; {args.collection!r} is not one")
     index = MediaIndex(
         _client(args, create=False),
         args.collection,
@@ -206,6 +257,28 @@ def _search(args) -> int:
         name = default_reranker() if args.reranker == "demo" and not os.path.isdir("demo") else args.reranker
         reranker = Reranker(name, device=args.device, trust_remote_code=args.trust_remote_code)
     result = index.search(query, k=args.k, modality=args.modality, reranker=reranker, top_n=args.top_n)
+    return _show(args, result, reranker)
+
+
+def _late_interaction(client, args):
+    """The late-interaction collection named by ``--collection``, or ``None`` for a single-vector index."""
+    from modalbridge.cli.indexing import MediaIndexError, open_late_interaction
+
+    if not _is_late_interaction(client, args.collection):
+        return None
+    given = [flag for flag, value in (("--model", args.model), ("--audio-model", args.audio_model),
+                                      ("--reranker", args.reranker), ("--top-n", args.top_n)) if value]
+    if given:
+        raise MediaIndexError(
+            f"collection {args.collection!r} is a late-interaction index, ranked by exact MaxSim with its own model: "
+            f"leave out {', '.join(given)}"
+        )
+    return open_late_interaction(client, args.collection, device=args.device, create=False)
+
+
+def _show(args, result, reranker) -> int:
+    from modalbridge.cli.indexing import format_hits
+
     print(format_hits(result))
     if args.html:
         from modalbridge.cli.report import PageSection, write_results_page
