@@ -57,8 +57,8 @@ class MultiVectorEmbedder(Embedder):
 
     Takes the load and encode settings of :class:`~modalbridge.Embedder` (``batch_size``, ``normalize``,
     prompts, ``allow_fetch``, ``decode_workers``, ...), plus ``token_pool_factor`` (pool document tokens,
-    see :class:`~modalbridge.embedder.EncodeSettings`). ``truncate_dim``, ``precision`` and
-    ``video_frames`` do not apply to token matrices and are refused.
+    see :class:`~modalbridge.embedder.EncodeSettings`). ``truncate_dim``, ``precision``,
+    ``video_frames`` and ``image_decode`` do not apply to token matrices and are refused.
     """
 
     kind = "multivector"
@@ -66,6 +66,7 @@ class MultiVectorEmbedder(Embedder):
         "truncate_dim": "multi-vector models have no truncate_dim",
         "precision": "multi-vector embeddings are float32",
         "video_frames": "videos are not averaged into token matrices",
+        "image_decode": "token matrices come from the model's own processor",
     }
 
     def __repr__(self) -> str:
@@ -113,7 +114,14 @@ class MultiVectorEmbedder(Embedder):
         settings = self.encode_settings
         prompt = settings.query_prompt if role == "query" else settings.document_prompt
         prompt_name = settings.query_prompt_name if role == "query" else settings.document_prompt_name
-        encode = self.model.encode_query if role == "query" else self.model.encode_document
+        if self.load_settings.uses_pool:  # device=[...]: the model's long-lived pool, as Embedder does
+            from functools import partial
+
+            from modalbridge.pool import get_pool
+
+            encode = partial(get_pool(self.kind, self.load_settings).encode, role=role)
+        else:
+            encode = self.model.encode_query if role == "query" else self.model.encode_document
         matrices = encode(
             inputs,
             prompt_name=None if prompt is not None else prompt_name,
