@@ -379,14 +379,19 @@ class Embedder:
 
     def quantize(self, vectors: np.ndarray) -> np.ndarray:
         """Float32 embeddings to this embedder's ``precision`` (as sentence-transformers'
-        ``quantize_embeddings``; int8/uint8 with the fixed ``quantization_ranges``)."""
+        ``quantize_embeddings``; int8/uint8 with the fixed ``quantization_ranges``, values clipped to them)."""
         settings = self.encode_settings
         vectors = np.asarray(vectors, dtype=np.float32)
         if settings.precision == "float32":
             return vectors
         from sentence_transformers.util.quantization import quantize_embeddings
 
-        ranges = None if settings.quantization_ranges is None else np.asarray(settings.quantization_ranges, dtype=np.float32)
+        ranges = None
+        if settings.quantization_ranges is not None:
+            ranges = np.asarray(settings.quantization_ranges, dtype=np.float32)
+            # Outside the calibration range sentence-transformers' integer cast wraps around (129 -> -127):
+            # clip first, so an unusual item saturates instead of flipping sign.
+            vectors = np.clip(vectors, ranges[0], ranges[1])
         return quantize_embeddings(vectors, precision=settings.precision, ranges=ranges)
 
     def _encode_group(self, inputs: dict[int, Any], role: str, errors: dict[int, Exception] | None) -> dict[int, Any]:

@@ -479,10 +479,17 @@ class MediaIndex:
         """The writer of a route's collection, created (with its embedding function stored, so that any
         client reopens it) on first use."""
         if route.collection is None:
-            from modalbridge.chroma import MultimodalEmbeddingFunction
+            from modalbridge.chroma import MultimodalEmbeddingFunction, allowing_remote_code
 
-            function = MultimodalEmbeddingFunction.from_embedder(route.embedder)  # stored with the collection
-            writer = ChromaWriter.open(self.client, route.name, function, retry=self.retry)
+            # Stored with the collection. Built from the config (not the constructor, which records a
+            # process-wide consent for the model): remote code stays with this index.
+            config = MultimodalEmbeddingFunction.from_embedder(Embedder.from_config(
+                {**route.embedder.config(), "trust_remote_code": False}
+            )).get_config()
+            config["trust_remote_code"] = route.embedder.load_settings.trust_remote_code
+            with allowing_remote_code(self.trust_remote_code):
+                function = MultimodalEmbeddingFunction.build_from_config(config)
+                writer = ChromaWriter.open(self.client, route.name, function, retry=self.retry)
             route.collection = writer.collection
             return writer
         return ChromaWriter(route.collection, retry=self.retry)
