@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from modalbridge.cli.indexing import file_id
 
@@ -16,9 +15,25 @@ from modalbridge.cli.indexing import file_id
 def _script() -> str:
     beside = Path(sys.executable).with_name("modalbridge")
     found = str(beside) if beside.exists() else shutil.which("modalbridge")
-    if not found:
-        pytest.skip("the modalbridge console script is not installed (pip install -e .)")
+    # A missing script is a broken install (pip install -e . creates it), never a reason to skip.
+    assert found, "the modalbridge console script is not installed: pip install -e ."
     return found
+
+
+def test_the_installed_script_is_the_one_pyproject_declares():
+    """The reference is pyproject.toml itself: the installed entry point must run what it declares."""
+    import tomllib
+    from importlib.metadata import entry_points
+
+    declared = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
+    target = declared["project"]["scripts"]["modalbridge"]
+    (installed,) = [e for e in entry_points(group="console_scripts") if e.name == "modalbridge"]
+    assert installed.value == target
+    module, function = target.split(":")
+    import importlib
+
+    assert getattr(importlib.import_module(module), function) is importlib.import_module("modalbridge.cli").main
+    assert f"from {module} import {function}" in Path(_script()).read_text()
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
