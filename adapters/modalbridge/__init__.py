@@ -16,6 +16,7 @@ from modalbridge.embedder import EncodeSettings, Embedder, calibration_ranges
 from modalbridge.items import Audio, Combined, Image, MediaItem, Video, modality_of
 from modalbridge.loading import LoadSettings, ModelLoadError, clear_model_cache, resolve_device
 from modalbridge.media import MediaError
+from modalbridge.pipeline import Embedded
 from modalbridge.reranker import RankedItem, Reranker, RerankSettings
 
 __version__ = "0.1.0"
@@ -23,6 +24,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Audio",
     "Combined",
+    "Embedded",
     "Embedder",
     "EncodeSettings",
     "Image",

@@ -16,18 +16,18 @@ same settings; mixed batches are encoded one modality at a time and returned in 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from functools import partial
-from typing import Any, Literal, Sequence
+from typing import Any, Iterable, Iterator, Literal, Sequence
 
 import numpy as np
 
-from modalbridge.device_images import IMAGE_DECODE_MODES, ImageDecode, device_image_processor, forward_pixel_values
-from modalbridge.inputs import Preparer, check_finite_rows, is_supported, model_modalities, validate
-from modalbridge.items import Video, check_item, item_error, renamed_item_error
+from modalbridge.device_images import IMAGE_DECODE_MODES, ImageDecode
+from modalbridge.inputs import is_supported, model_modalities, validate
 from modalbridge.loading import MODEL_CACHE, LoadSettings
-from modalbridge.media import FETCH_MAX_BYTES, FETCH_TIMEOUT_S, FetchPolicy, MediaError, sample_video_frames
+from modalbridge.media import FETCH_MAX_BYTES, FETCH_TIMEOUT_S, FetchPolicy
 from modalbridge.media.fetch import check_fetch_settings
+from modalbridge.pipeline import Embedded, default_workers, stream_embeddings
 
 Precision = Literal["float32", "int8", "uint8", "binary", "ubinary"]
 PRECISIONS = ("float32", "int8", "uint8", "binary", "ubinary")
@@ -55,7 +55,9 @@ class EncodeSettings:
     """For models without video support (CLIP-like image models): embed a video as the mean of this many
     evenly spaced frames (normalized when ``normalize`` is on or the model ends in a Normalize module).
     ``None`` (default) refuses videos on such models."""
-    decode_workers: int = 8
+    decode_workers: int = field(default_factory=default_workers)
+    """Threads that decode media ahead of the model; default: the CPUs this process may use
+    (``len(os.sched_getaffinity(0))``)."""
     token_pool_factor: float | None = None
     """Multi-vector (late-interaction) models only: shrink each document to about ``1 / token_pool_factor``
     of its token vectors by hierarchical clustering (sentence-transformers' ``HierarchicalTokenPooling``);
@@ -277,6 +279,24 @@ class Embedder:
         """Embed one document: ``(dimension,)``."""
         return self._embed([item], "document")[0]
 
+    def stream(self, items: Iterable[Any], *, role: Literal["query", "document"] = "document") -> Iterator[Embedded]:
+        """Embed any iterable of items (a list, a generator, a folder walk), read lazily, and yield one
+        :class:`~modalbridge.pipeline.Embedded` per item in input order: ``index``, and ``vector`` or
+        ``error`` (its message names the item and the reason, as :meth:`try_embed_documents` does).
+
+        Decoding and the model's preprocessing run in workers a few batches ahead of the model, so
+        memory does not grow with the number of items::
+
+            for result in embedder.stream(Image(p) for p in Path("photos").rglob("*.jpg")):
+                if result.error is None:
+                    vectors[result.index] = result.vector
+
+        Vectors equal ``model.encode_document`` (``role="query"``: ``encode_query``). Model loading and
+        setting errors are raised."""
+        if role not in ("query", "document"):
+            raise ValueError(f"role must be 'query' or 'document', got {role!r}")
+        return stream_embeddings(self, items, role)
+
     def _video_as_frames(self, modalities: list) -> bool:
         return (
             self.encode_settings.video_frames is not None
@@ -288,62 +308,30 @@ class Embedder:
         """Embed every item that can be embedded and say why the others cannot, instead of failing the
         whole call: returns ``(vectors, errors)``, position -> vector and position -> the error (its
         message names the item and the reason). For bulk indexing, where one unreadable file must not
-        block the rest. Model loading errors are raised."""
+        block the rest. Model loading errors are raised. (:meth:`stream` gives the same one at a time.)"""
+        if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
+            raise TypeError(f"expected a list of items, got {type(items).__name__}")
+        vectors: dict[int, np.ndarray] = {}
         errors: dict[int, Exception] = {}
-        vectors = self._embed(items, "document", errors)
+        for result in stream_embeddings(self, items, "document"):
+            if result.error is None:
+                vectors[result.index] = result.vector
+            else:
+                errors[result.index] = result.error
         return vectors, errors
 
-    def _embed(
-        self, items: Sequence[Any], role: Literal["query", "document"], errors: dict[int, Exception] | None = None
-    ) -> Any:
-        """``(len(items), dim)``; or, when ``errors`` is given, position -> vector for the items that
-        worked, with the failures recorded in ``errors`` rather than raised."""
+    def _embed(self, items: Sequence[Any], role: Literal["query", "document"]) -> Any:
+        """``(len(items), dim)``: every item is validated before any decoding or compute, then streamed;
+        the first failure is raised, naming the item."""
         if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
             raise TypeError(f"expected a list of items, got {type(items).__name__}")
         model = self.model
         self._check_dimensions(model)
         modalities = model_modalities(model)
-        as_frames = self._video_as_frames(modalities)
-        accepted = modalities + ["video"] if as_frames else modalities
-        hints = self._hints(modalities)
-        # Validate everything before any decoding or compute.
-        if errors is None:
-            item_modalities = dict(enumerate(validate(items, accepted, hints=hints)))
-        else:
-            item_modalities = {}
-            for index, item in enumerate(items):
-                try:
-                    (item_modalities[index],) = validate([item], accepted, hints=hints)
-                except (TypeError, ValueError) as exc:
-                    errors[index] = renamed_item_error(exc, offset=index)
-        if not items and errors is None:
-            return self._collect({}, 0)
-
-        groups: dict[Any, list[int]] = {}
-        for index, modality in item_modalities.items():
-            groups.setdefault(modality, []).append(index)
-        preparer = Preparer(
-            model, self.encode_settings.allow_fetch, self.encode_settings.decode_workers, self.encode_settings.fetch_policy()
-        )
-        on_device = None
-        if "image" in groups:
-            on_device = device_image_processor(model, self.encode_settings.image_decode, self.load_settings.uses_pool)
-        rows: dict[int, np.ndarray] = {}
-        for modality, indices in groups.items():
-            group = [items[i] for i in indices]
-            if modality == "video" and as_frames:
-                rows.update(self._embed_videos_as_frames(group, indices, role, errors))
-                continue
-            if modality == "image" and on_device is not None:
-                rows.update(self._embed_images_on_device(on_device, group, indices, errors))
-                continue
-            decoded = preparer.many(group, indices=indices, errors=errors)
-            inputs = decoded if errors is not None else dict(zip(indices, decoded))
-            rows.update(self._encode_group(inputs, role, errors))
-        rows = self._finish(rows, errors)
-        if errors is not None:
-            return rows
-        return self._collect(rows, len(items))
+        accepted = modalities + ["video"] if self._video_as_frames(modalities) else modalities
+        item_modalities = validate(items, accepted, hints=self._hints(modalities))
+        results = stream_embeddings(self, items, role, True, item_modalities) if items else []
+        return self._collect({result.index: result.vector for result in results}, len(items))
 
     def _collect(self, rows: dict[int, Any], count: int) -> Any:
         """The result of a call from its rows (position -> vector): one ``(count, dimension)`` array.
@@ -360,22 +348,6 @@ class Embedder:
                 f"quantization_ranges has {len(ranges[0])} dimensions but the embeddings have {dim}; "
                 "compute them with modalbridge.calibration_ranges for this model and truncate_dim"
             )
-
-    def _finish(self, rows: dict[int, Any], errors: dict[int, Exception] | None) -> dict[int, Any]:
-        """Post-process float rows: refuse non-finite ones (an error naming the item, raised or recorded),
-        then quantize to ``precision`` (per row, with fixed ranges: no row depends on another)."""
-        bad: dict[int, Exception] = {}
-        for index in sorted(rows):
-            bad.update(check_finite_rows(np.asarray(rows[index])[None], [index]))
-        if bad:
-            if errors is None:
-                raise next(iter(bad.values()))
-            errors.update(bad)
-            rows = {index: row for index, row in rows.items() if index not in bad}
-        if self.encode_settings.precision == "float32" or not rows:
-            return rows
-        indices = sorted(rows)
-        return dict(zip(indices, self.quantize(np.stack([rows[i] for i in indices]))))
 
     def quantize(self, vectors: np.ndarray) -> np.ndarray:
         """Float32 embeddings to this embedder's ``precision`` (as sentence-transformers'
@@ -394,35 +366,17 @@ class Embedder:
             vectors = np.clip(vectors, ranges[0], ranges[1])
         return quantize_embeddings(vectors, precision=settings.precision, ranges=ranges)
 
-    def _encode_group(self, inputs: dict[int, Any], role: str, errors: dict[int, Exception] | None) -> dict[int, Any]:
-        """Encode one modality's decoded inputs in one call. When collecting errors and the model fails on
-        the batch, the inputs are encoded one by one so that only the culprit is set aside."""
-        indices = list(inputs)
-        if not indices:
-            return {}
-        try:
-            vectors = self._encode([inputs[i] for i in indices], role)
-        except Exception as exc:
-            if errors is None:
-                raise
-            if len(indices) == 1:
-                errors[indices[0]] = item_error(ValueError, "item", indices[0], f"{type(exc).__name__}: {exc}")
-                return {}
-            rows: dict[int, Any] = {}
-            for index in indices:
-                rows.update(self._encode_group({index: inputs[index]}, role, errors))
-            return rows
-        if len(vectors) != len(indices):  # a model that dropped inputs must never pass silently
-            raise RuntimeError(f"the model returned {len(vectors)} embeddings for {len(indices)} inputs")
-        return dict(zip(indices, vectors))
-
     @staticmethod
     def _hints(modalities: list) -> dict[str, str]:
         if is_supported("image", modalities):
             return {"video": "to embed videos as the mean of sampled frames, set video_frames=8"}
         return {}
 
-    def _encode(self, inputs: list[Any], role: str) -> np.ndarray:
+    def _encode(self, inputs: list[Any], role: str) -> Any:
+        """Float vectors for decoded inputs in one ``encode_document`` / ``encode_query`` call, or the
+        model's pool (finite checks and precision are applied by the pipeline). The streaming path splits
+        this call into preprocess (in a worker) and forward; a subclass that overrides it
+        (:class:`~modalbridge.multivector.MultiVectorEmbedder`) is called as is, once per batch."""
         settings = self.encode_settings
         prompt = settings.query_prompt if role == "query" else settings.document_prompt
         prompt_name = settings.query_prompt_name if role == "query" else settings.document_prompt_name
@@ -437,94 +391,13 @@ class Embedder:
             prompt_name=None if prompt is not None else prompt_name,
             prompt=prompt,
             batch_size=settings.batch_size,
-            show_progress_bar=settings.show_progress_bar,
-            precision="float32",  # quantized afterwards (_finish), with fixed ranges and after frame means
+            show_progress_bar=False,  # the pipeline shows one bar for the whole call
+            precision="float32",  # quantized by the pipeline, with fixed ranges and after frame means
             convert_to_numpy=True,
             normalize_embeddings=settings.normalize,
             truncate_dim=settings.truncate_dim,
         )
         return np.asarray(vectors, dtype=np.float32)
-
-    def _embed_images_on_device(
-        self, processor: Any, images: list[Any], indices: list[int], errors: dict[int, Exception] | None
-    ) -> dict[int, np.ndarray]:
-        """The device image path (``image_decode``): bytes read in threads, then per batch decoding and
-        preprocessing on the model's device and the model's forward on the ``pixel_values``. Float rows,
-        quantized afterwards like every other group."""
-        from modalbridge.media import map_parallel
-        from modalbridge.media.gpu_image import read_image_bytes
-
-        settings = self.encode_settings
-        policy = settings.fetch_policy()
-
-        def failed(index: int, exc: Exception) -> None:
-            error = item_error(MediaError, "item", index, str(exc))
-            if errors is None:
-                raise error from None
-            errors[index] = error
-
-        def read(entry: tuple[int, Any]) -> Any:
-            try:
-                return read_image_bytes(entry[1], settings.allow_fetch, policy)
-            except MediaError as exc:
-                return exc
-
-        images = [check_item(image) for image in images]  # a bare PIL image becomes Image(...)
-        vectors: dict[int, np.ndarray] = {}
-        for start in range(0, len(images), settings.batch_size):
-            entries = list(zip(indices[start : start + settings.batch_size], images[start : start + settings.batch_size]))
-            datas = {}
-            for (index, _), data in zip(entries, map_parallel(read, entries, settings.decode_workers)):
-                if isinstance(data, MediaError):
-                    failed(index, data)
-                else:
-                    datas[index] = data
-            names = {index: image.describe() for index, image in entries}
-            try:
-                pixel_values = processor(list(datas.values()), [names[i] for i in datas], settings.decode_workers)
-            except MediaError:  # find the undecodable ones; the rest still go through
-                decoded = {}
-                for index, data in datas.items():
-                    try:
-                        decoded[index] = processor.decode([data], [names[index]])[0]
-                    except MediaError as exc:
-                        failed(index, exc)
-                datas = decoded
-                pixel_values = processor.preprocess(list(decoded.values())) if decoded else None
-            if pixel_values is None:
-                continue
-            batch = forward_pixel_values(
-                self.model, pixel_values, normalize=settings.normalize, truncate_dim=settings.truncate_dim
-            )
-            vectors.update(zip(datas, batch.astype(np.float32, copy=False)))
-        return vectors
-
-    def _embed_videos_as_frames(
-        self, videos: list[Video], indices: list[int], role: str, errors: dict[int, Exception] | None = None
-    ) -> dict[int, np.ndarray]:
-        settings = self.encode_settings
-        frame_lists: dict[int, list[Any]] = {}
-        for video, index in zip(videos, indices):
-            try:
-                frame_lists[index] = sample_video_frames(
-                    video, settings.video_frames, settings.allow_fetch, settings.fetch_policy()
-                )
-            except MediaError as exc:
-                error = item_error(MediaError, "item", index, str(exc))
-                if errors is None:
-                    raise error from None
-                errors[index] = error
-        flat = [frame for frames in frame_lists.values() for frame in frames]
-        vectors = self._encode(flat, role).astype(np.float32) if flat else np.empty((0, 0), dtype=np.float32)
-        out, start = {}, 0
-        normalize = self.normalizes
-        for index, frames in frame_lists.items():
-            mean = vectors[start : start + len(frames)].mean(axis=0)
-            start += len(frames)
-            if normalize:
-                mean = mean / max(np.linalg.norm(mean), 1e-12)
-            out[index] = mean.astype(np.float32)
-        return out
 
 
 def calibration_ranges(embedder: Embedder, items: Sequence[Any]) -> list[list[float]]:
