@@ -127,3 +127,32 @@ def restartable_chroma_server(tmp_path) -> RestartableChromaServer:
         yield control
     finally:
         control.stop()
+
+
+def _make_ingest_corpus(folder: Path, photos: int) -> tuple[list[str], list[str]]:
+    """``photos`` distinct 24x24 PNGs and two notes (good), a broken PNG, a non-UTF-8 and an empty note
+    (bad), under ``folder``. Returns (good paths, bad paths), absolute and sorted."""
+    import numpy as np
+    from PIL import Image as PILImage
+
+    rng = np.random.default_rng(7)
+    (folder / "photos").mkdir(parents=True)
+    good = []
+    for n in range(photos):
+        path = folder / "photos" / f"p{n:04d}.png"
+        PILImage.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(path)
+        good.append(str(path))
+    for name, text in (("a.txt", "a red bicycle against a wall"), ("b.md", "# notes\n\ntwo cats on a sofa")):
+        (folder / name).write_text(text, encoding="utf-8")
+        good.append(str(folder / name))
+    (folder / "photos" / "broken.png").write_bytes(b"\x89PNG but not really")
+    (folder / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    (folder / "empty.md").write_text("   \n", encoding="utf-8")
+    bad = [str(folder / "photos" / "broken.png"), str(folder / "latin1.txt"), str(folder / "empty.md")]
+    return sorted(good), sorted(bad)
+
+
+@pytest.fixture()
+def make_ingest_corpus():
+    """``make(folder, photos) -> (good paths, bad paths)``: a folder to index, with files that fail."""
+    return _make_ingest_corpus

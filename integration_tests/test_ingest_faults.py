@@ -20,7 +20,6 @@ from pathlib import Path
 import chromadb
 import numpy as np
 import pytest
-from PIL import Image as PILImage
 
 from modalbridge import Embedder, Image
 from modalbridge.cli import main
@@ -28,26 +27,6 @@ from modalbridge.chroma import ChromaUnavailableError, ChromaWriter, MultimodalE
 
 SETTINGS = chromadb.Settings(anonymized_telemetry=False)
 PHOTOS = 120
-
-
-def make_corpus(folder: Path, photos: int = PHOTOS) -> tuple[list[str], list[str]]:
-    """``photos`` distinct small PNGs and two notes (good), a broken PNG, a non-UTF-8 and an empty note
-    (bad). Returns (good paths, bad paths), absolute."""
-    rng = np.random.default_rng(7)
-    (folder / "photos").mkdir(parents=True)
-    good = []
-    for n in range(photos):
-        path = folder / "photos" / f"p{n:04d}.png"
-        PILImage.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(path)
-        good.append(str(path))
-    for name, text in (("a.txt", "a red bicycle against a wall"), ("b.md", "# notes\n\ntwo cats on a sofa")):
-        (folder / name).write_text(text, encoding="utf-8")
-        good.append(str(folder / name))
-    (folder / "photos" / "broken.png").write_bytes(b"\x89PNG but not really")
-    (folder / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
-    (folder / "empty.md").write_text("   \n", encoding="utf-8")
-    bad = [str(folder / "photos" / "broken.png"), str(folder / "latin1.txt"), str(folder / "empty.md")]
-    return sorted(good), sorted(bad)
 
 
 def reference_vectors(model: str, paths: list[str]) -> dict[str, np.ndarray]:
@@ -172,8 +151,8 @@ def test_writer_stores_the_embedding_function_for_any_client(chroma_server, tiny
 # -- modalbridge index: SIGKILL and rerun; a server restarted under it -----------------------------------
 
 
-def test_index_killed_midway_then_rerun_stores_every_good_file_exactly_once(tmp_path, tiny_clip_path, capsys):
-    good, bad = make_corpus(tmp_path / "corpus")
+def test_index_killed_midway_then_rerun_stores_every_good_file_exactly_once(tmp_path, tiny_clip_path, make_ingest_corpus, capsys):
+    good, bad = make_ingest_corpus(tmp_path / "corpus", PHOTOS)
     db = tmp_path / "db"
     args = [str(tmp_path / "corpus"), "--db", str(db), "--model", tiny_clip_path, "--batch-size", "3"]
 
@@ -197,8 +176,8 @@ def test_index_killed_midway_then_rerun_stores_every_good_file_exactly_once(tmp_
     assert_stored_exactly(collection, reference_vectors(tiny_clip_path, good))
 
 
-def test_index_rides_out_a_chroma_server_restart(tmp_path, tiny_clip_path, restartable_chroma_server):
-    good, bad = make_corpus(tmp_path / "corpus")
+def test_index_rides_out_a_chroma_server_restart(tmp_path, tiny_clip_path, restartable_chroma_server, make_ingest_corpus):
+    good, bad = make_ingest_corpus(tmp_path / "corpus", PHOTOS)
     server = restartable_chroma_server.server
     run = IndexRun(
         str(tmp_path / "corpus"), "--host", server.host, "--port", str(server.port),

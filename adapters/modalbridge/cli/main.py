@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--first-stage", choices=("muvera", "mean"), default="muvera",
                        help="first-stage vector of a new --multi-vector collection (default: muvera)")
     index.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    scale = index.add_argument_group("scale out with Ray (needs modalbridge[ray])")
+    scale.add_argument("--ray", action="store_true",
+                       help="embed on a Ray cluster: a local one, or the one at RAY_ADDRESS (CPU tasks decode, "
+                       "model actors embed; the same ids and vectors as without --ray)")
+    scale.add_argument("--ray-actors", type=_positive, metavar="N",
+                       help="model actors (default: one per GPU in the cluster, else 1)")
     index.set_defaults(func=_index)
 
     search = commands.add_parser(
@@ -177,11 +183,22 @@ def _where(args) -> str:
 
 
 def _index(args) -> int:
-    from modalbridge.cli.indexing import MediaIndex
+    from modalbridge.cli.indexing import MediaIndex, MediaIndexError
 
+    if args.ray_actors is not None and not args.ray:
+        raise MediaIndexError("--ray-actors needs --ray")
     client = _client(args, create=True)
     if args.multi_vector or _is_late_interaction(client, args.collection):
+        if args.ray:
+            raise MediaIndexError("--ray embeds single-vector collections only; leave it out for --multi-vector")
         return _index_late_interaction(args, client)
+    embedding = None
+    if args.ray:
+        try:
+            from modalbridge.ray import RayEmbedding
+        except ImportError as exc:
+            raise MediaIndexError(f"--ray needs Ray Data ({exc})") from None
+        embedding = RayEmbedding(actors=args.ray_actors, batch_size=args.batch_size)
     index = MediaIndex(
         client,
         args.collection,
@@ -192,9 +209,14 @@ def _index(args) -> int:
         video_frames=args.video_frames,
         trust_remote_code=args.trust_remote_code,
         progress=not args.quiet,
+        embedding=embedding,
     )
     exclude = [] if args.host else [args.db]
-    report = index.index(args.paths, exclude=exclude)
+    try:
+        report = index.index(args.paths, exclude=exclude)
+    finally:
+        if embedding is not None:
+            embedding.close()
     print(f"indexed into {args.collection!r} at {_where(args)}: {report.summary()}")
     return 0 if report.ok else 1
 
