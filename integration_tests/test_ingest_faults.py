@@ -25,7 +25,11 @@ from modalbridge import Embedder, Image
 from modalbridge.cli import main
 from modalbridge.chroma import ChromaUnavailableError, ChromaWriter, MultimodalEmbeddingFunction, RetryPolicy
 
-SETTINGS = chromadb.Settings(anonymized_telemetry=False)
+
+
+def _settings() -> chromadb.Settings:
+    """Fresh settings per client: chromadb writes the server's address into the object it is given."""
+    return chromadb.Settings(anonymized_telemetry=False)
 PHOTOS = 120
 
 
@@ -90,7 +94,7 @@ def _summary_counts(stdout: str) -> dict[str, int]:
 
 
 def test_writer_splits_writes_above_the_servers_limit_and_is_idempotent(chroma_server):
-    client = chromadb.HttpClient(host=chroma_server.host, port=chroma_server.port, settings=SETTINGS)
+    client = chromadb.HttpClient(host=chroma_server.host, port=chroma_server.port, settings=_settings())
     limit = client.get_max_batch_size()
     total = limit + 37
     ids = [f"r{n}" for n in range(total)]
@@ -118,7 +122,7 @@ def test_writer_splits_writes_above_the_servers_limit_and_is_idempotent(chroma_s
 
 
 def test_writer_refuses_only_the_bad_records(chroma_server):
-    client = chromadb.HttpClient(host=chroma_server.host, port=chroma_server.port, settings=SETTINGS)
+    client = chromadb.HttpClient(host=chroma_server.host, port=chroma_server.port, settings=_settings())
     writer = ChromaWriter.open(client, "writer-isolate", max_batch_size=3)
     vectors = np.arange(28, dtype=np.float32).reshape(7, 4)
     vectors[2, 1] = np.nan
@@ -135,12 +139,12 @@ def test_writer_refuses_only_the_bad_records(chroma_server):
 
 
 def test_writer_stores_the_embedding_function_for_any_client(chroma_server, tiny_clip_path):
-    client = chromadb.HttpClient(host=chroma_server.host, port=chroma_server.port, settings=SETTINGS)
+    client = chromadb.HttpClient(host=chroma_server.host, port=chroma_server.port, settings=_settings())
     function = MultimodalEmbeddingFunction(tiny_clip_path, normalize=True)
     writer = ChromaWriter.open(client, "writer-config", function)
     writer.upsert(["t"], function.embedder.embed_documents(["a red bicycle"]))
 
-    other = chromadb.HttpClient(host=chroma_server.host, port=chroma_server.port, settings=SETTINGS)
+    other = chromadb.HttpClient(host=chroma_server.host, port=chroma_server.port, settings=_settings())
     reopened = other.get_collection("writer-config").configuration["embedding_function"]
     assert isinstance(reopened, MultimodalEmbeddingFunction)
     assert reopened.get_config() == function.get_config()
@@ -172,7 +176,7 @@ def test_index_killed_midway_then_rerun_stores_every_good_file_exactly_once(tmp_
     for path in bad:
         assert f"  {path}: " in out
 
-    collection = chromadb.PersistentClient(path=str(db), settings=SETTINGS).get_collection("modalbridge")
+    collection = chromadb.PersistentClient(path=str(db), settings=_settings()).get_collection("modalbridge")
     assert_stored_exactly(collection, reference_vectors(tiny_clip_path, good))
 
 
@@ -191,7 +195,7 @@ def test_index_rides_out_a_chroma_server_restart(tmp_path, tiny_clip_path, resta
     assert code == 1, run.stderr.decode()[-3000:]
     assert _summary_counts(out) == {"added": len(good), "updated": 0, "unchanged": 0, "failed": len(bad)}
     assert b"retrying in" in run.stderr  # the outage was seen and waited out, not fatal
-    client = chromadb.HttpClient(host=server.host, port=server.port, settings=SETTINGS)
+    client = chromadb.HttpClient(host=server.host, port=server.port, settings=_settings())
     collection = client.get_collection("modalbridge")
     assert_stored_exactly(collection, reference_vectors(tiny_clip_path, good))
 

@@ -24,7 +24,11 @@ import ray.data
 
 from modalbridge.ray import EmbedColumn, embed_dataset
 
-SETTINGS = chromadb.Settings(anonymized_telemetry=False)
+
+
+def _settings() -> chromadb.Settings:
+    """Fresh settings per client: chromadb writes the server's address into the object it is given."""
+    return chromadb.Settings(anonymized_telemetry=False)
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +153,7 @@ def test_index_ray_builds_the_same_collection_as_one_process(ray_cluster, chroma
     assert f"{len(good)} added, 0 updated, 0 unchanged, {len(bad)} failed" in ray_out
     assert failures(ray_out) == failures(single_out) and len(failures(ray_out)) == len(bad)
 
-    client = chromadb.HttpClient(host=chroma_server.host, port=chroma_server.port, settings=SETTINGS)
+    client = chromadb.HttpClient(host=chroma_server.host, port=chroma_server.port, settings=_settings())
     single = client.get_collection("one-process")
     on_ray = client.get_collection("on-ray")
     include = ["embeddings", "metadatas", "documents", "uris"]
