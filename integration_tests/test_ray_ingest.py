@@ -91,9 +91,10 @@ def test_embed_dataset_equals_the_core_and_names_bad_rows(ray_cluster, tmp_path,
         assert np.isnan(out[key]["embedding"]).all()
 
 
-def test_audio_decoded_on_cpu_workers_equals_the_core(ray_cluster, audio_paths, tiny_clap_path):
+def test_audio_bytes_decoded_on_cpu_workers_equal_the_core(ray_cluster, audio_paths, tiny_clap_path):
     clips = sorted(audio_paths, key=os.path.getsize)[:2]  # the short ones
-    rows = [{"id": str(n), "item": path} for n, path in enumerate(clips)]
+    # Encoded bytes, as ray.data.read_binary_files gives them (from object storage, say).
+    rows = [{"id": str(n), "item": Path(path).read_bytes()} for n, path in enumerate(clips)]
     out = _by_id(embed_dataset(ray.data.from_items(rows), tiny_clap_path, modality="audio", decode="cpu").take_all())
     direct = Embedder(tiny_clap_path).embed_documents([Audio(path) for path in clips])
     for n, vector in enumerate(direct):
