@@ -75,10 +75,10 @@ def _by_id(records: list[dict]) -> dict[str, dict]:
     return {r["id"]: r for r in records}
 
 
-@pytest.mark.parametrize("decode", ["cpu", "actor"])
-def test_embed_dataset_equals_the_core_and_names_bad_rows(ray_cluster, tmp_path, decode, image_paths, audio_paths, tiny_clip_path):
+def test_embed_dataset_equals_the_core_and_names_bad_rows(ray_cluster, tmp_path, image_paths, audio_paths, tiny_clip_path):
+    # Decoding on CPU tasks, then the model actor (decoding inside the actor: the killed-actor test).
     rows, items, reasons = _rows(tmp_path, image_paths[:6], audio=audio_paths[0])
-    out = _by_id(embed_dataset(ray.data.from_items(rows), tiny_clip_path, decode=decode, rows_per_batch=4).take_all())
+    out = _by_id(embed_dataset(ray.data.from_items(rows), tiny_clip_path, decode="cpu", rows_per_batch=4).take_all())
 
     assert sorted(out) == sorted(r["id"] for r in rows)
     assert {key: out[key]["item"] for key in out} == {r["id"]: r["item"] for r in rows}  # inputs carried as given
@@ -121,6 +121,7 @@ def test_a_killed_actors_rows_are_retried(ray_cluster, tmp_path, image_paths, ti
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     marker = tmp_path / "killed"
     rows = [{"id": f"r{n}", "item": image_paths[n % len(image_paths)]} for n in range(60)]
+    rows.append({"id": "gone", "item": str(tmp_path / "gone.jpg")})  # decoded in the actor: fails alone
     ds = ray.data.from_items(rows).map_batches(
         KillOnceEmbedColumn,
         fn_constructor_kwargs={"model_name_or_path": tiny_clip_path, "modality": "image", "victim": "r25", "marker": str(marker)},
@@ -131,7 +132,8 @@ def test_a_killed_actors_rows_are_retried(ray_cluster, tmp_path, image_paths, ti
     assert marker.exists()  # the actor was killed mid-job ...
     assert sorted(out) == sorted(r["id"] for r in rows)  # ... and every row came back once
     direct = dict(zip(image_paths, Embedder(tiny_clip_path).embed_documents([Image(p) for p in image_paths])))
-    for row in rows:
+    assert out.pop("gone")["error"] == f"{tmp_path / 'gone.jpg'}: no such file"
+    for row in rows[:-1]:
         assert out[row["id"]]["error"] == ""
         np.testing.assert_allclose(out[row["id"]]["embedding"], direct[row["item"]], rtol=1e-5, atol=1e-6)
 
