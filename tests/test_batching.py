@@ -1,0 +1,69 @@
+"""Length-aware batching for vision-language models: visual-token counts from image headers agree with
+what the model's own processor produces, and ordering by them keeps results equal and in input order."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+from sentence_transformers import SentenceTransformer
+
+from modalbridge import Embedder, Image
+from modalbridge.batching import image_size, order_by_cost, pixel_budget, visual_token_counter
+
+
+@pytest.fixture(scope="module")
+def qwen(tiny_qwen3vl_path):
+    return SentenceTransformer(tiny_qwen3vl_path, device="cpu")
+
+
+def _sized_images(image_paths):
+    """Photos cut to sizes that give 1 to 4 visual tokens on the tiny Qwen3-VL (32-pixel units, 64x64 max),
+    as every kind of source."""
+    photo = PILImage.open(image_paths[0]).convert("RGB")
+    sizes = [(20, 20), (64, 64), (40, 90), (200, 30), (33, 70), (64, 32)]
+    images = [photo.resize(size) for size in sizes]
+    buffer = io.BytesIO()
+    images[1].save(buffer, "PNG")
+    return [
+        Image(image_paths[3]),  # a 640x427 file: capped at max_pixels
+        Image(images[0]),
+        Image(buffer.getvalue()),
+        Image(np.array(images[2])),  # HWC array
+        images[3],  # a bare PIL image
+        Image(np.ascontiguousarray(np.asarray(images[4]).transpose(2, 0, 1))),  # CHW array
+        Image(images[5]),
+    ]
+
+
+def test_visual_tokens_from_headers_equal_the_processors_count(qwen, image_paths):
+    image_processor = qwen[0].processor.image_processor
+    count = visual_token_counter(qwen)
+    factor, min_pixels, max_pixels = pixel_budget(image_processor)
+    assert (factor, min_pixels, max_pixels) == (32, 32 * 32, 64 * 64)
+    from modalbridge.media import decode_image
+
+    counts = []
+    for item in _sized_images(image_paths):
+        item = item if isinstance(item, Image) else Image(item)
+        grid = image_processor(images=[decode_image(item)], return_tensors="pt")["image_grid_thw"][0]
+        expected = int(grid.prod()) // image_processor.merge_size**2
+        assert count(item) == expected
+        counts.append(expected)
+    assert len(set(counts)) > 1  # the sizes really differ
+
+
+def test_sizes_come_from_headers_and_unknown_sizes_count_zero(qwen, image_paths):
+    assert image_size(Image(image_paths[0])) == (422, 640)
+    assert image_size(Image(open(image_paths[2], "rb").read())) == (640, 480)
+    assert image_size(Image("https://example.com/cat.jpg")) is None  # never fetched to be sized
+    assert visual_token_counter(qwen)(Image(b"not an image")) == 0
+
+
+def test_fixed_size_processors_have_no_counter(tiny_clip_path):
+    assert visual_token_counter(SentenceTransformer(tiny_clip_path, device="cpu")) is None
+
+
+def test_order_is_by_cost_then_input_order():
+    assert order_by_cost([1, 4, 2, 4, 1]) == [1, 3, 2, 0, 4]
+    assert order_by_cost([]) == []
