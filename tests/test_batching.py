@@ -8,7 +8,7 @@ import pytest
 from PIL import Image as PILImage
 from sentence_transformers import SentenceTransformer
 
-from modalbridge import Embedder, Image
+from modalbridge import Image
 from modalbridge.batching import image_size, order_by_cost, pixel_budget, visual_token_counter
 
 

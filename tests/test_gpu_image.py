@@ -14,7 +14,7 @@ import torchvision.transforms.v2.functional as tvF
 from PIL import Image as PILImage
 from PIL import ImageOps
 from sentence_transformers import SentenceTransformer
-from transformers import CLIPImageProcessor, CLIPImageProcessorPil, Qwen2VLImageProcessor, SiglipImageProcessor
+from transformers import CLIPImageProcessor, Qwen2VLImageProcessor, SiglipImageProcessor
 
 from modalbridge import Embedder, Image, calibration_ranges
 from modalbridge.device_images import device_image_processor, forward_pixel_values
