@@ -67,3 +67,32 @@ def test_fixed_size_processors_have_no_counter(tiny_clip_path):
 def test_order_is_by_cost_then_input_order():
     assert order_by_cost([1, 4, 2, 4, 1]) == [1, 3, 2, 0, 4]
     assert order_by_cost([]) == []
+
+
+def test_the_stream_batches_like_sized_images_and_keeps_results_equal_and_in_order(tiny_qwen3vl_path, qwen, image_paths):
+    from modalbridge import Embedder
+    from modalbridge.media import decode_image
+
+    items = _sized_images(image_paths) * 2
+    expected = np.stack(
+        [qwen.encode_document([decode_image(i if isinstance(i, Image) else Image(i))])[0] for i in items]
+    )
+    embedder = Embedder(tiny_qwen3vl_path, device="cpu", batch_size=3)
+    model = embedder.model
+    image_pad = model[0].processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    batches, forward = [], model.forward
+
+    def recording_forward(features, **kwargs):  # records what each batch holds, then runs the model
+        batches.append((features["input_ids"] == image_pad).sum(dim=1).tolist())
+        return forward(features, **kwargs)
+
+    model.forward = recording_forward
+    try:
+        vectors = embedder.embed_documents(items)
+    finally:
+        del model.forward
+    np.testing.assert_allclose(vectors, expected, atol=1e-5)  # equal, and in input order
+    count = visual_token_counter(model)
+    costs = sorted((count(i if isinstance(i, Image) else Image(i)) for i in items), reverse=True)
+    # Batches are cut from the window sorted by visual tokens (and run in order of their first item).
+    assert sorted(batches, reverse=True) == [costs[i : i + 3] for i in range(0, len(costs), 3)]

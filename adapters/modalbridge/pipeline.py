@@ -24,7 +24,8 @@ Three stages run at once, like a data loader in front of a model:
 
 Items are read from the iterable one *window* (a few batches) at a time and grouped by modality inside
 it (CLIP-like models cannot take a text and an image in one batch); text is sorted by length inside the
-window, as sentence-transformers sorts it inside ``encode``. At most ``PREFETCH_BATCHES`` batches are
+window, as sentence-transformers sorts it inside ``encode``, and images for vision-language models by
+their visual-token count (:mod:`modalbridge.batching`), so a batch is padded to a like-sized sequence. At most ``PREFETCH_BATCHES`` batches are
 decoded ahead of the one on the model, so memory depends on the batch size, not on the number of items.
 
 Vectors equal ``model.encode_document`` / ``model.encode_query``: the two halves of their inference loop
@@ -208,6 +209,11 @@ class StreamingEmbedding:
             from modalbridge.device_images import device_image_processor
 
             self.on_device = device_image_processor(self.model, self.settings.image_decode, load.uses_pool)
+        self.visual_tokens = None  # Qwen-VL-style processors: an image's cost is its visual-token count
+        if is_supported("image", modalities) and self.on_device is None:
+            from modalbridge.batching import visual_token_counter
+
+            self.visual_tokens = visual_token_counter(self.model)
 
     # -- the loop -------------------------------------------------------------------------------------
 
@@ -261,7 +267,8 @@ class StreamingEmbedding:
         self, iterator: Iterator[Any], start: int, size: int, done: dict[int, Embedded]
     ) -> tuple[list[_Batch], int]:
         """Read up to ``size`` items, validate them, and form batches: by modality, text longest first
-        (as ``encode`` orders it), batches ordered by their first item so results flow out early."""
+        (as ``encode`` orders it), images for vision-language models by visual tokens, most first;
+        batches ordered by their first item so results flow out early."""
         from modalbridge.inputs import validate_item
 
         groups: dict[Any, list[tuple[int, Any]]] = {}
@@ -289,6 +296,11 @@ class StreamingEmbedding:
                 size, kind = max(1, self.group_size // self.settings.video_frames), "frames"
             elif modality == "image" and self.on_device is not None:
                 size, kind = self.batch_size, "device"
+            elif modality == "image" and self.visual_tokens is not None:  # like-sized images together
+                from modalbridge.batching import order_by_cost
+
+                order = order_by_cost([self.visual_tokens(item) for _, item in entries])
+                entries = [entries[i] for i in order]
             elif modality == "text":  # encode's own order; a protected {"text": s} has the length of s
                 order = self.calls.order([item for _, item in entries])
                 entries = [entries[i] for i in order]
