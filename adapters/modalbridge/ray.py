@@ -32,8 +32,10 @@ Stages (infinity's pre-process / compute split):
 
 * :class:`DecodeColumn`, a plain function-like callable run as CPU tasks: reads and decodes image files
   to RGB arrays and audio files to waveforms at their own rate (the model's rate is applied in the
-  actor), so decoding scales with CPU workers anywhere in the cluster while model actors only compute.
+  actor), so decoding scales with CPU workers anywhere in the cluster while GPU actors only compute.
   Videos and texts pass through (a video model's processor decodes only the frames it samples).
+  :func:`embed_dataset` adds it where it pays: in front of GPU actors (on a CPU-only cluster the
+  actors decode themselves; the split only adds copies there, see ``examples/benchmark_ray_ingest.py``).
 * :class:`EmbedColumn`, a callable class run as an actor pool: one model per actor, loaded once through
   the core's cache (on the actor's GPU when it has one: ``device="auto"``), embedding with
   :meth:`modalbridge.Embedder.try_embed_documents`. It takes the same settings as
@@ -83,6 +85,7 @@ DECODED_COLUMN = "_modalbridge_decoded"
 """Where :class:`DecodeColumn` leaves decoded items for :class:`EmbedColumn` (dropped from its output)."""
 MODALITIES = ("text", "image", "audio", "video")
 DECODE_CALLS_PER_WORKER = 200
+DECODE_CHOICES = ("auto", "cpu", "actor")
 
 
 # -- rows -> items ---------------------------------------------------------------------------------------
@@ -311,7 +314,7 @@ def embed_dataset(
     column: str = ITEM_COLUMN,
     modality: str | None = None,
     modality_column: str = MODALITY_COLUMN,
-    decode: str = "cpu",
+    decode: str = "auto",
     actors: int | None = None,
     gpus_per_actor: float | None = None,
     cpus_per_actor: float = 1,
@@ -324,15 +327,18 @@ def embed_dataset(
         model_name_or_path, config, **settings: the embedder, as for :class:`EmbedColumn`; checked here,
             on the driver, before any actor starts (nothing is loaded here).
         decode: ``"cpu"``: a :class:`DecodeColumn` task stage decodes images and audio ahead of the
-            actors (fetching URLs when the settings have ``allow_fetch=True``); ``"actor"``: the actors decode too (fewer copies; better when the actors' own
-            CPUs keep up, see the benchmark in ``examples/``).
+            actors, on any node's CPUs (fetching URLs when the settings have ``allow_fetch=True``);
+            ``"actor"``: the actors decode too; ``"auto"`` (default): ``"cpu"`` when the actors have
+            GPUs (which would otherwise wait on their actor's decoding), else ``"actor"`` (on CPU-only
+            clusters the split only adds copies between processes: measured by
+            ``examples/benchmark_ray_ingest.py``).
         actors: model actors (default: one per GPU in the cluster, else 1).
         gpus_per_actor: default 1 when the cluster has GPUs, else 0.
         cpus_per_actor: CPUs reserved per actor (Ray sets the actor's torch threads to this).
         rows_per_batch: rows per task and per model call.
     """
-    if decode not in ("cpu", "actor"):
-        raise ValueError(f"decode must be 'cpu' or 'actor', got {decode!r}")
+    if decode not in DECODE_CHOICES:
+        raise ValueError(f"decode must be one of {', '.join(DECODE_CHOICES)}, got {decode!r}")
     embedder = _embedder(model_name_or_path, config, settings)  # validates every setting, loads nothing
     config = embedder.config()
     gpus = cluster_gpus()
@@ -340,6 +346,8 @@ def embed_dataset(
         gpus_per_actor = 1 if gpus else 0
     if actors is None:
         actors = max(1, int(gpus // gpus_per_actor)) if gpus_per_actor else 1
+    if decode == "auto":
+        decode = "cpu" if gpus_per_actor else "actor"
     columns = dict(column=column, modality=modality, modality_column=modality_column)
     if decode == "cpu":
         # Ray fuses a task stage into the actor stage after it when their resources match (CPU-only
@@ -374,12 +382,14 @@ class RayEmbedding:
         address: str | None = None,
         actors: int | None = None,
         batch_size: int = 32,
-        decode: str = "cpu",
+        decode: str = "auto",
         gpus_per_actor: float | None = None,
         cpus_per_actor: float = 1,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if decode not in DECODE_CHOICES:
+            raise ValueError(f"decode must be one of {', '.join(DECODE_CHOICES)}, got {decode!r}")
         self.address = address
         self.actors = actors
         self.batch_size = batch_size

@@ -80,10 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     scale = index.add_argument_group("scale out with Ray (needs modalbridge[ray])")
     scale.add_argument("--ray", action="store_true",
-                       help="embed on a Ray cluster: a local one, or the one at RAY_ADDRESS (CPU tasks decode, "
-                       "model actors embed; the same ids and vectors as without --ray)")
+                       help="embed on a Ray cluster: a local one, or the one at RAY_ADDRESS (model actors embed, "
+                       "the command stores; the same ids and vectors as without --ray)")
     scale.add_argument("--ray-actors", type=_positive, metavar="N",
                        help="model actors (default: one per GPU in the cluster, else 1)")
+    scale.add_argument("--ray-decode", choices=("auto", "cpu", "actor"), default=None,
+                       help="where images and audio are decoded: on CPU tasks ahead of the actors, in the actors, "
+                       "or auto (default: CPU tasks when the actors have GPUs, else the actors)")
     index.set_defaults(func=_index)
 
     search = commands.add_parser(
@@ -185,8 +188,9 @@ def _where(args) -> str:
 def _index(args) -> int:
     from modalbridge.cli.indexing import MediaIndex, MediaIndexError
 
-    if args.ray_actors is not None and not args.ray:
-        raise MediaIndexError("--ray-actors needs --ray")
+    for flag, value in (("--ray-actors", args.ray_actors), ("--ray-decode", args.ray_decode)):
+        if value is not None and not args.ray:
+            raise MediaIndexError(f"{flag} needs --ray")
     client = _client(args, create=True)
     if args.multi_vector or _is_late_interaction(client, args.collection):
         if args.ray:
@@ -198,7 +202,7 @@ def _index(args) -> int:
             from modalbridge.ray import RayEmbedding
         except ImportError as exc:
             raise MediaIndexError(f"--ray needs Ray Data ({exc})") from None
-        embedding = RayEmbedding(actors=args.ray_actors, batch_size=args.batch_size)
+        embedding = RayEmbedding(actors=args.ray_actors, batch_size=args.batch_size, decode=args.ray_decode or "auto")
     index = MediaIndex(
         client,
         args.collection,
