@@ -85,7 +85,7 @@ def check_frames(frames: np.ndarray, describe: str) -> None:
         raise MediaError(f"{describe}: a video needs at least {MIN_VIDEO_FRAMES} frames, got {frames.shape[0]}")
     if not _has_channels(frames.shape[1:]):
         raise MediaError(
-            f"{describe}: video frames need 1, 3 or 4 channels (T, H, W, C), got shape {tuple(frames.shape)}"
+            f"{describe}: video frames need 1, 3 or 4 channels (T, H, W, C or T, C, H, W), got shape {tuple(frames.shape)}"
         )
     check_finite(frames, "the video frames", describe)
 
