@@ -410,7 +410,7 @@ def _(c):
 
 @case("NaN image in query result data", "rerank_query_result",
       '({"ids": [["a", "b"]], "data": [[ok, nan image]]}, "q", reranker)', "MediaError",
-      "the image array holds 192 non-finite value(s)")
+      "document 1 (id 'b'): an array of shape (8, 8, 3): the image array holds 192 non-finite value(s)")
 def _(c):
     from modalbridge.chroma import rerank_query_result
 
