@@ -27,17 +27,17 @@ ATOL = 1e-5
 
 @pytest.fixture(scope="module")
 def clip(tiny_clip_path):
-    return MultimodalEmbedding(tiny_clip_path, embed_batch_size=4), Embedder(tiny_clip_path)
+    return MultimodalEmbedding(tiny_clip_path, embed_batch_size=4), Embedder(tiny_clip_path, normalize=True)
 
 
 @pytest.fixture(scope="module")
 def qwen(tiny_qwen3vl_path):
-    return MultimodalEmbedding(tiny_qwen3vl_path), Embedder(tiny_qwen3vl_path)
+    return MultimodalEmbedding(tiny_qwen3vl_path), Embedder(tiny_qwen3vl_path, normalize=True)
 
 
 @pytest.fixture(scope="module")
 def clap(tiny_clap_path):
-    return MultimodalEmbedding(tiny_clap_path), Embedder(tiny_clap_path)
+    return MultimodalEmbedding(tiny_clap_path), Embedder(tiny_clap_path, normalize=True)
 
 
 @pytest.fixture(scope="module")

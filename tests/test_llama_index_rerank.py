@@ -36,7 +36,7 @@ ATOL = 1e-6
 
 @pytest.fixture(scope="module")
 def vl(tiny_qwen3vl_reranker_path):
-    return MultimodalRerank(tiny_qwen3vl_reranker_path), Reranker(tiny_qwen3vl_reranker_path)
+    return MultimodalRerank(tiny_qwen3vl_reranker_path, top_n=None), Reranker(tiny_qwen3vl_reranker_path)
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def test_image_queries_and_combined_queries(vl, image_paths):
 
 def test_top_n_threshold_and_retrieval_score(text_only):
     _, core = text_only
-    rerank = MultimodalRerank(core.load_settings.model_name_or_path, keep_retrieval_score=True)
+    rerank = MultimodalRerank(core.load_settings.model_name_or_path, keep_retrieval_score=True, top_n=None)
     texts = ["alpha", "beta", "gamma", "delta"]
     nodes = scored(*[TextNode(text=t, id_=t) for t in texts])
     ranked = core.rank("query", texts)
@@ -179,7 +179,7 @@ def test_image_urls_are_fetched_only_when_allowed(vl, image_server, image_paths)
         f"document 1 (node 'web'): {url}: fetching URLs is off; build the model with allow_fetch=True to fetch it"
     )
     assert requests == []
-    fetching = MultimodalRerank(core.load_settings.model_name_or_path, allow_fetch=True, fetch_allow_private=True)
+    fetching = MultimodalRerank(core.load_settings.model_name_or_path, allow_fetch=True, fetch_allow_private=True, top_n=None)
     assert fetching.reranker.model is core.model
     out = fetching.postprocess_nodes(nodes, query_str="cat")
     assert len(requests) == 1

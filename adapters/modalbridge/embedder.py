@@ -16,122 +16,17 @@ same settings; mixed batches are encoded one modality at a time and returned in 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
 from functools import partial
 from typing import Any, Iterable, Iterator, Literal, Sequence
 
 import numpy as np
 
-from modalbridge.device_images import IMAGE_DECODE_MODES, ImageDecode
 from modalbridge.inputs import is_supported, model_modalities, validate
-from modalbridge.loading import MODEL_CACHE, LoadSettings
-from modalbridge.media import FETCH_MAX_BYTES, FETCH_TIMEOUT_S, FetchPolicy
-from modalbridge.media.fetch import check_fetch_settings
-from modalbridge.pipeline import Embedded, default_workers, stream_embeddings
+from modalbridge.loading import MODEL_CACHE
+from modalbridge.pipeline import Embedded, stream_embeddings
+from modalbridge.settings import SETTINGS, EncodeSettings, LoadSettings, names, split
 
-Precision = Literal["float32", "int8", "uint8", "binary", "ubinary"]
-PRECISIONS = ("float32", "int8", "uint8", "binary", "ubinary")
-
-
-@dataclass
-class EncodeSettings:
-    """Encode-time settings: they do not change the loaded model, so they are not part of its cache key."""
-
-    batch_size: int = 32
-    normalize: bool = False
-    truncate_dim: int | None = None
-    precision: Precision = "float32"
-    query_prompt_name: str | None = None
-    """Defaults to the model's own "query" prompt when it has one."""
-    document_prompt_name: str | None = None
-    """Defaults to the model's own "document" prompt when it has one."""
-    query_prompt: str | None = None
-    """A literal prompt for queries; overrides ``query_prompt_name``."""
-    document_prompt: str | None = None
-    show_progress_bar: bool = False
-    allow_fetch: bool = False
-    """Fetch http(s) media URLs. Off by default: nothing is fetched unless asked."""
-    video_frames: int | None = None
-    """For models without video support (CLIP-like image models): embed a video as the mean of this many
-    evenly spaced frames (normalized when ``normalize`` is on or the model ends in a Normalize module).
-    ``None`` (default) refuses videos on such models."""
-    decode_workers: int = field(default_factory=default_workers)
-    """Threads that decode media ahead of the model; default: the CPUs this process may use
-    (``len(os.sched_getaffinity(0))``)."""
-    token_pool_factor: float | None = None
-    """Multi-vector (late-interaction) models only: shrink each document to about ``1 / token_pool_factor``
-    of its token vectors by hierarchical clustering (sentence-transformers' ``HierarchicalTokenPooling``);
-    queries are never pooled. ``None`` (default) keeps every token."""
-    fetch_timeout_s: float = FETCH_TIMEOUT_S
-    """Total deadline of one fetch in seconds, redirects included (0 < x <= 3600)."""
-    fetch_max_bytes: int = FETCH_MAX_BYTES
-    """Largest fetched body in bytes (1 <= x <= 2**34; default 64 MiB)."""
-    fetch_allowed_hosts: list[str] | None = None
-    """Fetch only from these hosts (``"cdn.example.com"``, ``".example.com"`` for subdomains too);
-    redirects to another host are followed only to these. ``None``: any public host, same-host redirects."""
-    fetch_allow_private: bool = False
-    """Also fetch from loopback, private and link-local addresses (refused by default, before connecting)."""
-    quantization_ranges: list[list[float]] | None = None
-    """For ``precision="int8"``/``"uint8"``: ``[[min, ...], [max, ...]]``, the per-dimension range of the
-    float embeddings (after truncation), e.g. from :func:`calibration_ranges` over a sample of the corpus.
-    Required for those precisions: ranges computed from each batch would make an item's vector depend on
-    its batch neighbours, and a single query has no range at all."""
-    image_decode: ImageDecode = "cpu"
-    """How images reach CLIP-like models: ``"cpu"`` (Pillow and the model's processor: exactly what
-    sentence-transformers gives), ``"gpu"`` (JPEGs decoded in batches on the model's device, resized and
-    normalized there; see :mod:`modalbridge.device_images`), or ``"auto"`` (``"gpu"`` on CUDA when the
-    model qualifies, else ``"cpu"``)."""
-
-    def __post_init__(self) -> None:
-        for name in ("batch_size", "decode_workers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be at least 1 (an integer), got {value!r}")
-        if self.token_pool_factor is not None and not self.token_pool_factor >= 1:
-            raise ValueError(f"token_pool_factor must be at least 1 (or None), got {self.token_pool_factor}")
-        if self.video_frames is not None and (
-            isinstance(self.video_frames, bool) or not isinstance(self.video_frames, int) or self.video_frames < 1
-        ):
-            raise ValueError(f"video_frames must be at least 1 (an integer), got {self.video_frames!r}")
-        if self.truncate_dim is not None and (
-            isinstance(self.truncate_dim, bool) or not isinstance(self.truncate_dim, int) or self.truncate_dim < 1
-        ):
-            raise ValueError(f"truncate_dim must be a positive integer or None, got {self.truncate_dim!r}")
-        if self.image_decode not in IMAGE_DECODE_MODES:
-            raise ValueError(f"image_decode must be one of {', '.join(IMAGE_DECODE_MODES)}, got {self.image_decode!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        check_fetch_settings(self.fetch_timeout_s, self.fetch_max_bytes, self.fetch_allowed_hosts, self.fetch_allow_private)
-        if self.fetch_allowed_hosts is not None:
-            self.fetch_allowed_hosts = list(self.fetch_allowed_hosts)
-        if self.precision in ("int8", "uint8"):
-            if self.quantization_ranges is None:
-                raise ValueError(
-                    f"precision={self.precision!r} needs quantization_ranges: int8/uint8 map each dimension's "
-                    "range onto 256 levels, and ranges computed per call would make a vector depend on its "
-                    "batch neighbours (and a single query has none). Compute them once with "
-                    "modalbridge.calibration_ranges(embedder, sample_items), or use precision='binary'/'float32'"
-                )
-            ranges = np.asarray(self.quantization_ranges, dtype=np.float64)
-            if ranges.ndim != 2 or ranges.shape[0] != 2 or ranges.shape[1] < 1 or not np.isfinite(ranges).all():
-                raise ValueError(
-                    "quantization_ranges must be [[min, ...], [max, ...]] of finite numbers (one per dimension), "
-                    f"got an array of shape {ranges.shape}"
-                )
-            if (ranges[1] < ranges[0]).any():
-                raise ValueError("quantization_ranges: every max must be at least its min")
-            self.quantization_ranges = ranges.tolist()
-        elif self.quantization_ranges is not None:
-            raise ValueError(f"quantization_ranges is only for precision 'int8' or 'uint8', not {self.precision!r}")
-
-    def fetch_policy(self) -> FetchPolicy:
-        """The bounds of every fetch (see :mod:`modalbridge.media.fetch`)."""
-        return FetchPolicy(
-            timeout_s=self.fetch_timeout_s,
-            max_bytes=self.fetch_max_bytes,
-            allowed_hosts=None if self.fetch_allowed_hosts is None else tuple(self.fetch_allowed_hosts),
-            allow_private=self.fetch_allow_private,
-        )
+__all__ = ["Embedder", "EncodeSettings", "LoadSettings"]
 
 
 class Embedder:
@@ -139,62 +34,31 @@ class Embedder:
 
     Args:
         model_name_or_path: a hub name (e.g. ``"Qwen/Qwen3-VL-Embedding-2B"``) or a local folder.
-        revision, device (``"auto"``: cuda, then mps, then cpu), dtype (``"float32"``/``"float16"``/
-        ``"bfloat16"``), backend (``"torch"``/``"onnx"``/``"openvino"``), trust_remote_code (off unless
-        asked), model_kwargs, processor_kwargs, config_kwargs, cache_folder, local_files_only: load
-        settings (see :class:`~modalbridge.loading.LoadSettings`).
-        Everything else: encode settings (see :class:`EncodeSettings`).
+        **settings: any embedder setting of :mod:`modalbridge.settings` — load settings (``revision``,
+            ``device``, ``dtype``, ``backend``, ``trust_remote_code``, ``model_kwargs``, ...; see
+            :class:`~modalbridge.settings.LoadSettings`) and encode settings (``batch_size``,
+            ``normalize``, prompts, ...; see :class:`~modalbridge.settings.EncodeSettings`). An unknown
+            name is a ``TypeError``; a bad value a ``ValueError`` naming the setting.
     """
 
     kind = "embedder"
     unsupported_settings = {"token_pool_factor": "it pools the token vectors of multi-vector models (MultiVectorEmbedder)"}
     """Encode settings this class refuses (name -> why), so that none is silently ignored."""
 
-    def __init__(
-        self,
-        model_name_or_path: str,
-        *,
-        revision: str | None = None,
-        device: str | Sequence[str] = "auto",
-        dtype: str | None = None,
-        backend: str = "torch",
-        trust_remote_code: bool = False,
-        model_kwargs: dict[str, Any] | None = None,
-        processor_kwargs: dict[str, Any] | None = None,
-        config_kwargs: dict[str, Any] | None = None,
-        cache_folder: str | None = None,
-        local_files_only: bool = False,
-        **encode_settings: Any,
-    ) -> None:
-        self.load_settings = LoadSettings(
-            model_name_or_path,
-            revision=revision,
-            device=device,
-            dtype=dtype,
-            backend=backend,
-            trust_remote_code=trust_remote_code,
-            model_kwargs=dict(model_kwargs or {}),
-            processor_kwargs=dict(processor_kwargs or {}),
-            config_kwargs=dict(config_kwargs or {}),
-            cache_folder=cache_folder,
-            local_files_only=local_files_only,
-        )
-        unknown = set(encode_settings) - {f.name for f in fields(EncodeSettings)}
-        if unknown:
-            raise TypeError(f"Embedder got unknown settings: {', '.join(sorted(unknown))}")
-        defaults = EncodeSettings()
-        for name, reason in self.unsupported_settings.items():  # before the values' own checks
-            if name in encode_settings and encode_settings[name] != getattr(defaults, name):
+    def __init__(self, model_name_or_path: str, **settings: Any) -> None:
+        for name, reason in self.unsupported_settings.items():
+            default = SETTINGS[name].default
+            if settings.pop(name, default) != default:
                 raise ValueError(f"{type(self).__name__} does not take {name}: {reason}")
-        self.encode_settings = EncodeSettings(**encode_settings)
+        owner = type(self).__name__
+        self.load_settings, self.encode_settings = split(self.kind, model_name_or_path, settings, owner)
 
     # -- configuration -------------------------------------------------------------------------------
 
     def config(self) -> dict[str, Any]:
         """Every setting, JSON-serializable; ``Embedder.from_config(e.config())`` rebuilds an equal one."""
-        load = self.load_settings.to_dict()
-        load.pop("max_length", None)  # a reranker-only load setting: Embedder() does not take it
-        return {**load, **asdict(self.encode_settings)}
+        run = {name: value for name, value in self.encode_settings.to_dict().items() if name in names(self.kind)}
+        return {**self.load_settings.to_dict(), **run}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "Embedder":

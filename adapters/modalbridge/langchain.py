@@ -39,101 +39,99 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun, Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables.config import run_in_executor
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, create_model, field_validator, model_validator
 
+from modalbridge import settings
 from modalbridge.embedder import Embedder
-from modalbridge.media import FETCH_MAX_BYTES, FETCH_TIMEOUT_S
 from modalbridge.items import Image, as_media, as_media_list
+from modalbridge.loading import default_pool_devices
 from modalbridge.reranker import Reranker
 
 __all__ = ["LateInteractionRetriever", "MaxSimRerank", "MultimodalEmbeddings", "MultimodalRerank"]
 
-class _ModelSettings(BaseModel):
-    """Fields shared by the embeddings and the reranker: the core's load settings and common run settings."""
+_RENAME = {"model_name_or_path": "model_name"}
+_ALIASES = {"model_name_or_path": "model", "show_progress_bar": "show_progress"}  # langchain-huggingface's names
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=(), validate_assignment=True)
 
-    model_name: str = Field(
-        description="Hugging Face Hub name (e.g. 'sentence-transformers/clip-ViT-B-32') or local folder of a "
-        "sentence-transformers model."
-    )
-    revision: str | None = Field(default=None, description="Hub revision (branch, tag or commit) to load.")
-    device: str | list[str] = Field(
-        default="auto",
-        description="'auto' (cuda, then mps, then cpu), 'cpu', 'cuda:0', ...; a list (['cuda:0', 'cuda:1']) runs one long-lived pool",
-    )
-    dtype: Literal["float32", "float16", "bfloat16"] | None = Field(
-        default=None, description="Weights dtype; None keeps the model's default."
-    )
-    backend: Literal["torch", "onnx", "openvino"] = Field(default="torch", description="Inference backend.")
-    trust_remote_code: bool = Field(default=False, description="Allow custom code from the model repository.")
-    model_kwargs: dict[str, Any] = Field(default_factory=dict, description="Passed to the transformers model.")
-    processor_kwargs: dict[str, Any] = Field(default_factory=dict, description="Passed to the processor.")
-    config_kwargs: dict[str, Any] = Field(default_factory=dict, description="Passed to the model config.")
-    cache_folder: str | None = Field(default=None, description="Where downloaded models are stored.")
-    local_files_only: bool = Field(default=False, description="Never look the model up on the Hub.")
-    batch_size: int = Field(default=32, ge=1, description="Inputs per forward pass.")
-    show_progress_bar: bool = Field(default=False, description="Show a progress bar while encoding.")
-    allow_fetch: bool = Field(
-        default=False, description="Fetch http(s) media URLs. Off by default: nothing is fetched unless asked."
-    )
-    decode_workers: int = Field(default=8, ge=1, description="Threads that decode media files in parallel.")
-    fetch_timeout_s: float = Field(default=FETCH_TIMEOUT_S, gt=0, le=3600, description="Total deadline of one fetch, in seconds.")
-    fetch_max_bytes: int = Field(default=FETCH_MAX_BYTES, ge=1, le=2**34, description="Largest fetched body, in bytes.")
-    fetch_allowed_hosts: list[str] | None = Field(
-        default=None, description="Fetch only from these hosts ('.example.com' for subdomains too); None: any public host."
-    )
-    fetch_allow_private: bool = Field(
-        default=False, description="Also fetch from loopback, private and link-local addresses (refused by default)."
-    )
+class _Adapter(BaseModel):
+    """What both classes share: the core's settings as fields (derived from :mod:`modalbridge.settings`),
+    checked on construction and on assignment, and the core object built from them."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), validate_assignment=True, populate_by_name=True)
 
     _core: Any = PrivateAttr(default=None)
     _core_settings: Any = PrivateAttr(default=None)
+    _kind: ClassVar[str]
 
     def __init__(self, model_name: str | os.PathLike | None = None, /, **data: Any) -> None:
         """``model_name`` may be given positionally, like the core's ``Embedder(path)``."""
         if model_name is not None:
-            if "model_name" in data:
+            if "model_name" in data or "model" in data:
                 raise TypeError("model_name given twice (positionally and as a keyword)")
             data["model_name"] = model_name
         super().__init__(**data)
 
-    @field_validator("model_name", "cache_folder", mode="before")
-    @classmethod
-    def _fspath(cls, value: Any) -> Any:
-        return os.fspath(value) if isinstance(value, os.PathLike) else value
-
     @model_validator(mode="after")
     def _check_core_settings(self) -> Any:
-        self._build_core()  # the core validates its settings (cheap: nothing is loaded)
+        self._current_core()  # combined settings are checked by building the core (cheap: nothing is loaded)
         return self
 
-    def _core_kwargs(self) -> dict[str, Any]:
-        """The core settings among the fields (subclasses add theirs)."""
-        names = _ModelSettings.model_fields.keys() - {"model_name"}
-        return {name: getattr(self, name) for name in sorted(names)}
+    def _given(self) -> list[tuple[str, dict[str, Any]]]:
+        """The settings the caller gave, by where they were given (for :func:`settings.merge`)."""
+        fields = settings.core_kwargs(self, self._kind, rename=_RENAME, exclude=("model_kwargs",))
+        explicit = {name: fields[name] for name in fields if _RENAME.get(name, name) in self.model_fields_set}
+        return [
+            ("fields", explicit),
+            ("model_kwargs", settings.from_sentence_transformers_kwargs(self.model_kwargs, "model_kwargs")),
+        ]
 
-    def _build_core(self) -> Any:  # pragma: no cover - overridden
-        raise NotImplementedError
+    def _core_kwargs(self) -> dict[str, Any]:
+        """The core's settings: the fields, with what ``model_kwargs`` (and the other incumbent arguments)
+        hold merged in; a setting given twice with different values is an error."""
+        fields = settings.core_kwargs(self, self._kind, rename=_RENAME, exclude=("model_kwargs",))
+        return {**fields, **settings.merge(self._given())}
 
     def _current_core(self) -> Any:
         """The core object for the current field values (rebuilt if a field changed since; that is cheap,
         and the loaded model still comes from the shared cache)."""
-        settings = (self.model_name, self._core_kwargs())
-        if self._core is None or self._core_settings != settings:
-            self._core = self._build_core()
-            self._core_settings = copy.deepcopy(settings)
+        kwargs = self._core_kwargs()
+        if self._core is None or self._core_settings != kwargs:
+            self._core = self._build_core(copy.deepcopy(kwargs))
+            self._core_settings = copy.deepcopy(kwargs)
         return self._core
 
+    def _build_core(self, kwargs: dict[str, Any]) -> Any:
+        return (Embedder if self._kind == "embedder" else Reranker)(**kwargs)
 
-class MultimodalEmbeddings(_ModelSettings, Embeddings):
+
+def _fields(kind: str, constructor: str) -> dict[str, Any]:
+    fields = settings.pydantic_fields(kind, rename=_RENAME, aliases=_ALIASES, exclude=("model_kwargs",))
+    fields["model_kwargs"] = (
+        dict[str, Any],
+        Field(
+            default_factory=dict,
+            description=f"Keyword arguments for the {constructor} constructor, as in langchain-huggingface "
+            "(device, revision, trust_remote_code, backend, model_kwargs for the transformers model, ...). "
+            "Each becomes the modalbridge setting of the same name.",
+        ),
+    )
+    return fields
+
+
+_EmbeddingsFields = create_model(
+    "_EmbeddingsFields", __base__=_Adapter, __module__=__name__, **_fields("embedder", "SentenceTransformer")
+)
+_RerankFields = create_model("_RerankFields", __base__=_Adapter, __module__=__name__, **_fields("reranker", "CrossEncoder"))
+
+
+class MultimodalEmbeddings(_EmbeddingsFields, Embeddings):
     """LangChain ``Embeddings`` for any sentence-transformers model: text, images, audio, video.
 
     ``embed_documents`` / ``embed_query`` embed text with the model's document / query prompts;
@@ -149,26 +147,6 @@ class MultimodalEmbeddings(_ModelSettings, Embeddings):
         query = embeddings.embed_query("a cat")
     """
 
-    normalize: bool = Field(default=False, description="Scale every embedding to unit length.")
-    truncate_dim: int | None = Field(default=None, ge=1, description="Keep the first N dimensions (Matryoshka).")
-    query_prompt_name: str | None = Field(
-        default=None, description="Name of a prompt saved with the model for queries; default: its 'query' prompt."
-    )
-    document_prompt_name: str | None = Field(
-        default=None, description="Name of a saved prompt for documents; default: the model's 'document' prompt."
-    )
-    query_prompt: str | None = Field(default=None, description="A literal query prompt (overrides the name).")
-    document_prompt: str | None = Field(default=None, description="A literal document prompt (overrides the name).")
-    video_frames: int | None = Field(
-        default=None,
-        ge=1,
-        description="For image models without video support: embed a video as the mean of this many frames.",
-    )
-    image_decode: Literal["cpu", "gpu", "auto"] = Field(
-        default="cpu",
-        description="How images reach CLIP-like models: 'cpu' (exact), 'gpu' (decoded and preprocessed on the "
-        "model's device), 'auto' ('gpu' on CUDA when the model qualifies).",
-    )
     document_modality: Literal["text", "image", "audio", "video"] = Field(
         default="text",
         description="What the strings given to embed_documents are: 'text' (default), or paths/URIs of "
@@ -176,12 +154,37 @@ class MultimodalEmbeddings(_ModelSettings, Embeddings):
         "Queries are always text.",
     )
 
-    def _core_kwargs(self) -> dict[str, Any]:
-        names = MultimodalEmbeddings.model_fields.keys() - {"model_name", "document_modality"}
-        return {name: getattr(self, name) for name in sorted(names)}
+    encode_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="encode() keyword arguments for documents, as in langchain-huggingface (batch_size, "
+        "normalize_embeddings, prompt_name, prompt, precision, truncate_dim); each becomes a setting.",
+    )
+    query_encode_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="encode() keyword arguments for queries (when empty, encode_kwargs apply to queries too).",
+    )
+    multi_process: bool = Field(
+        default=False,
+        description="Encode on several devices (every CUDA device, else 4 CPU processes): the same as "
+        "device=[...] with those devices.",
+    )
 
-    def _build_core(self) -> Embedder:
-        return Embedder(self.model_name, **copy.deepcopy(self._core_kwargs()))
+    _kind: ClassVar[str] = "embedder"
+
+    def _given(self) -> list[tuple[str, dict[str, Any]]]:
+        given = super()._given()
+        given.append(("encode_kwargs", settings.from_encode_kwargs(self.encode_kwargs, "document", "encode_kwargs")))
+        if self.query_encode_kwargs:
+            # langchain-huggingface encodes queries with query_encode_kwargs alone: what they leave out is
+            # encode()'s default there, so a normalization given only for documents must not reach queries.
+            query = {"normalize_embeddings": False, "precision": "float32", "truncate_dim": None}
+            query.update(self.query_encode_kwargs)
+            given.append(("query_encode_kwargs", settings.from_encode_kwargs(query, "query", "query_encode_kwargs")))
+        else:
+            given.append(("encode_kwargs", settings.from_encode_kwargs(self.encode_kwargs, "query", "encode_kwargs")))
+        if self.multi_process:
+            given.append(("multi_process=True", {"device": default_pool_devices()}))
+        return given
 
     @property
     def _embedder(self) -> Embedder:
@@ -196,14 +199,10 @@ class MultimodalEmbeddings(_ModelSettings, Embeddings):
     def from_embedder(cls, embedder: Embedder, **fields: Any) -> "MultimodalEmbeddings":
         """Embeddings with the settings of a core ``Embedder`` (so they share its model); ``fields``
         (e.g. ``document_modality``) are added."""
-        settings = {**embedder.load_settings.to_dict(), **vars(embedder.encode_settings)}
-        if settings.pop("max_length", None) is not None:  # pragma: no cover - embedders have no max_length
-            raise ValueError("an Embedder has no max_length")
-        settings.pop("quantization_ranges", None)
-        settings.pop("token_pool_factor", None)  # multi-vector only: a plain Embedder refuses any other value
-        if settings.pop("precision") != "float32":
-            raise ValueError("LangChain vector stores take float vectors: build the Embedder with precision='float32'")
-        return cls(model_name=settings.pop("model_name_or_path"), **settings, **fields)
+        config = embedder.config()
+        config["model_name"] = config.pop("model_name_or_path")
+        config["model_kwargs"] = {"model_kwargs": config["model_kwargs"]} if config["model_kwargs"] else {}
+        return cls(**config, **fields)
 
     # -- the LangChain Embeddings interface --------------------------------------------------------
 
@@ -266,7 +265,7 @@ class MultimodalEmbeddings(_ModelSettings, Embeddings):
         return await run_in_executor(None, lambda: self.embed_items(items, as_query=as_query))
 
 
-class MultimodalRerank(BaseDocumentCompressor, _ModelSettings):
+class MultimodalRerank(BaseDocumentCompressor, _RerankFields):
     """A LangChain document compressor that reranks documents of any modality against a query with a
     sentence-transformers CrossEncoder (e.g. a Qwen3-VL reranker), for ``ContextualCompressionRetriever``.
 
@@ -283,9 +282,6 @@ class MultimodalRerank(BaseDocumentCompressor, _ModelSettings):
     as copies with ``metadata["relevance_score"]`` set; the caller's documents are not changed.
     """
 
-    max_length: int | None = Field(default=None, ge=1, description="The longest input in tokens.")
-    prompt_name: str | None = Field(default=None, description="Name of a prompt saved with the reranker.")
-    prompt: str | None = Field(default=None, description="A literal prompt (overrides prompt_name).")
     top_n: int | None = Field(default=3, ge=0, description="How many documents to keep; None keeps all.")
     score_threshold: float | None = Field(
         default=None, description="Drop documents that score below this (raw model scores)."
@@ -300,12 +296,7 @@ class MultimodalRerank(BaseDocumentCompressor, _ModelSettings):
     video_key: str | None = Field(default="video", description="Metadata key naming a video the document stands for.")
     score_key: str = Field(default="relevance_score", description="Metadata key the score is written to.")
 
-    def _core_kwargs(self) -> dict[str, Any]:
-        extra = {"max_length": self.max_length, "prompt_name": self.prompt_name, "prompt": self.prompt}
-        return {**super()._core_kwargs(), **extra}
-
-    def _build_core(self) -> Reranker:
-        return Reranker(self.model_name, **copy.deepcopy(self._core_kwargs()))
+    _kind: ClassVar[str] = "reranker"
 
     @property
     def _reranker(self) -> Reranker:
@@ -375,6 +366,9 @@ class MultimodalRerank(BaseDocumentCompressor, _ModelSettings):
 # -- late interaction (ColPali / ColQwen2 multi-vector models) -------------------------------------------
 
 
+_TokenPoolFactor = settings.SETTINGS["token_pool_factor"].annotation
+
+
 class MaxSimRerank(MultimodalRerank):
     """Reranks documents by late interaction (MaxSim) with a multi-vector model such as ColQwen2: the
     second stage after any single-vector retriever (``ContextualCompressionRetriever``). Documents are
@@ -387,9 +381,7 @@ class MaxSimRerank(MultimodalRerank):
     ``max_length``, ``prompt_name`` and ``prompt`` are CrossEncoder settings and are refused here.
     """
 
-    token_pool_factor: float | None = Field(
-        default=None, ge=1, description="Pool each document's token vectors by this factor (None keeps all)."
-    )
+    token_pool_factor: _TokenPoolFactor = settings.SETTINGS["token_pool_factor"].field()[1]
 
     @model_validator(mode="after")
     def _refuse_cross_encoder_settings(self) -> Any:
@@ -399,12 +391,15 @@ class MaxSimRerank(MultimodalRerank):
         return self
 
     def _core_kwargs(self) -> dict[str, Any]:
-        return {**_ModelSettings._core_kwargs(self), "token_pool_factor": self.token_pool_factor}
+        kwargs = super()._core_kwargs()
+        for name in ("max_length", "prompt_name", "prompt"):  # refused above when set
+            kwargs.pop(name)
+        return {**kwargs, "token_pool_factor": self.token_pool_factor}
 
-    def _build_core(self) -> Any:
+    def _build_core(self, kwargs: dict[str, Any]) -> Any:
         from modalbridge.multivector import MultiVectorEmbedder
 
-        return MultiVectorEmbedder(self.model_name, **copy.deepcopy(self._core_kwargs()))
+        return MultiVectorEmbedder(**kwargs)
 
     @property
     def reranker(self) -> Any:

@@ -41,7 +41,7 @@ import numpy as np
 
 try:
     from llama_index.core.base.embeddings.base import EmbeddingEndEvent, EmbeddingStartEvent
-    from llama_index.core.bridge.pydantic import Field, PrivateAttr
+    from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, create_model
     from llama_index.core.callbacks import CBEventType, EventPayload
     from llama_index.core.embeddings import MultiModalEmbedding
     from llama_index.core.instrumentation import get_dispatcher
@@ -62,9 +62,10 @@ try:
 except ImportError as exc:  # pragma: no cover
     raise ImportError("modalbridge.llama_index needs llama-index-core: pip install 'modalbridge[llama-index]'") from exc
 
+from modalbridge import settings
 from modalbridge.embedder import Embedder
-from modalbridge.media import FETCH_MAX_BYTES, FETCH_TIMEOUT_S
 from modalbridge.items import MEDIA_TAGS, Combined, Image, MediaItem, as_media_list, renamed_item_error
+from modalbridge.loading import default_pool_devices
 from modalbridge.reranker import Reranker
 
 __all__ = [
@@ -160,7 +161,24 @@ def _embedding_rows(vectors: np.ndarray) -> List[Embedding]:
 # -- embeddings --------------------------------------------------------------------------------------
 
 
-class MultimodalEmbedding(MultiModalEmbedding):
+_EMBEDDING_RENAME = {"model_name_or_path": "model_name", "batch_size": "embed_batch_size"}
+_RERANK_RENAME = {"model_name_or_path": "model"}
+
+_EmbeddingFields = create_model(
+    "_EmbeddingFields",
+    __base__=MultiModalEmbedding,
+    __module__=__name__,
+    **settings.pydantic_fields(
+        "embedder",
+        rename=_EMBEDDING_RENAME,
+        # llama-index-embeddings-huggingface's HuggingFaceEmbedding: its names and its normalize default
+        defaults={"normalize": True},
+        aliases={"query_prompt": "query_instruction", "document_prompt": "text_instruction"},
+    ),
+)
+
+
+class MultimodalEmbedding(_EmbeddingFields):
     """A LlamaIndex ``MultiModalEmbedding`` over any sentence-transformers model: text, images, audio
     and video.
 
@@ -170,62 +188,26 @@ class MultimodalEmbedding(MultiModalEmbedding):
     Batches go to the model in one call per ``embed_batch_size`` items; async methods run in a worker
     thread so the event loop keeps running.
 
+    A drop-in for llama-index's ``HuggingFaceEmbedding``: it takes the same arguments
+    (``query_instruction`` / ``text_instruction`` are the query / document prompts, ``normalize`` is on by
+    default as there, ``parallel_process`` / ``target_devices`` run a pool over several devices). Every
+    field is a setting of :mod:`modalbridge.settings`, checked on construction and on assignment;
+    an unknown argument is an error.
+
     Nodes: calling the instance on nodes (an ingestion-pipeline transformation) and
     :meth:`get_node_embedding_batch` embed each node by what it is (see :func:`node_to_item`): an
     ``ImageNode`` by its image, a ``Node``/``Document`` with an ``audio_resource`` by its audio, etc.
     """
 
-    model_name: str = Field(description="Hub name or local folder of the sentence-transformers model.")
-    embed_batch_size: int = Field(
-        default=32, gt=0, le=2048, description="How many inputs go to the model at once (the core batch size)."
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+    parallel_process: bool = Field(
+        default=False,
+        description="Encode on several devices (target_devices, else every CUDA device or 4 CPU processes): "
+        "the same as device=[...].",
     )
-    device: Union[str, List[str]] = Field(
-        default="auto",
-        description='"auto" (cuda, then mps, then cpu), "cpu", "cuda:1", ...; a list (["cuda:0", "cuda:1"]) runs one long-lived pool',
-    )
-    dtype: Optional[str] = Field(
-        default=None, description='"float32", "float16", "bfloat16", or None for the model\'s default.'
-    )
-    backend: str = Field(default="torch", description='"torch", "onnx" or "openvino".')
-    revision: Optional[str] = Field(default=None, description="Model revision (branch, tag or commit) on the Hub.")
-    trust_remote_code: bool = Field(default=False, description="Allow the model's own code to run (off unless asked).")
-    model_kwargs: Dict[str, Any] = Field(default_factory=dict, description="Passed to the transformers model.")
-    processor_kwargs: Dict[str, Any] = Field(default_factory=dict, description="Passed to the processor/tokenizer.")
-    config_kwargs: Dict[str, Any] = Field(default_factory=dict, description="Passed to the model config.")
-    normalize: bool = Field(default=False, description="Scale embeddings to unit length.")
-    truncate_dim: Optional[int] = Field(default=None, description="Keep the first N dimensions (Matryoshka models).")
-    query_prompt_name: Optional[str] = Field(
-        default=None, description='Name of the model\'s query prompt; defaults to its "query" prompt if any.'
-    )
-    document_prompt_name: Optional[str] = Field(
-        default=None, description='Name of the model\'s document prompt; defaults to its "document" prompt if any.'
-    )
-    query_prompt: Optional[str] = Field(
-        default=None, description="A literal query prompt (overrides query_prompt_name)."
-    )
-    document_prompt: Optional[str] = Field(
-        default=None, description="A literal document prompt (overrides document_prompt_name)."
-    )
-    allow_fetch: bool = Field(default=False, description="Fetch http(s) media URLs (off: URLs raise an error).")
-    video_frames: Optional[int] = Field(
-        default=None,
-        description="Image-only models: embed a video as the mean of this many frames (None refuses videos).",
-    )
-    image_decode: Literal["cpu", "gpu", "auto"] = Field(
-        default="cpu",
-        description="How images reach CLIP-like models: 'cpu' (exact), 'gpu' (decoded and preprocessed on the "
-        "model's device), 'auto' ('gpu' on CUDA when the model qualifies).",
-    )
-    cache_folder: Optional[str] = Field(default=None, description="Where downloaded models are stored.")
-    local_files_only: bool = Field(default=False, description="Never download; use only files on disk.")
-    decode_workers: int = Field(default=8, gt=0, description="Threads that decode media in parallel.")
-    fetch_timeout_s: float = Field(default=FETCH_TIMEOUT_S, gt=0, le=3600, description="Total deadline of one fetch, in seconds.")
-    fetch_max_bytes: int = Field(default=FETCH_MAX_BYTES, ge=1, le=2**34, description="Largest fetched body, in bytes.")
-    fetch_allowed_hosts: Optional[List[str]] = Field(
-        default=None, description="Fetch only from these hosts ('.example.com' for subdomains too); None: any public host."
-    )
-    fetch_allow_private: bool = Field(
-        default=False, description="Also fetch from loopback, private and link-local addresses (refused by default)."
+    target_devices: Optional[List[str]] = Field(
+        default=None, description="The devices of the pool when parallel_process is on."
     )
 
     _embedder: Optional[Embedder] = PrivateAttr(default=None)
@@ -234,54 +216,47 @@ class MultimodalEmbedding(MultiModalEmbedding):
     def __init__(self, model_name: Optional[str] = None, **data: Any) -> None:
         if model_name is not None:
             data["model_name"] = model_name
-        if isinstance(data.get("model_name"), os.PathLike):
-            data["model_name"] = os.fspath(data["model_name"])
         super().__init__(**data)
-        _ = self.embedder  # validate the settings now; the model loads on first use
+        _ = self.embedder  # validate the combined settings now; the model loads on first use
 
     @classmethod
     def class_name(cls) -> str:
         return "ModalbridgeMultimodalEmbedding"
 
+    # HuggingFaceEmbedding's names for the prompts, readable and assignable as there
+    @property
+    def query_instruction(self) -> Optional[str]:
+        """The literal query prompt (``query_prompt``), as llama-index's ``HuggingFaceEmbedding`` names it."""
+        return self.query_prompt
+
+    @query_instruction.setter
+    def query_instruction(self, value: Optional[str]) -> None:
+        self.query_prompt = value
+
+    @property
+    def text_instruction(self) -> Optional[str]:
+        """The literal document prompt (``document_prompt``), as ``HuggingFaceEmbedding`` names it."""
+        return self.document_prompt
+
+    @text_instruction.setter
+    def text_instruction(self, value: Optional[str]) -> None:
+        self.document_prompt = value
+
     @classmethod
     def from_embedder(cls, embedder: Embedder, **data: Any) -> "MultimodalEmbedding":
         """An adapter with the settings of a core :class:`~modalbridge.Embedder` (and so its model)."""
-        config = embedder.config()
-        for name in ("precision", "quantization_ranges", "show_progress_bar"):
-            config.pop(name)  # LlamaIndex embeddings are float lists; progress is LlamaIndex's show_progress
-        config["model_name"] = config.pop("model_name_or_path")
-        config["embed_batch_size"] = config.pop("batch_size")
+        config = {_EMBEDDING_RENAME.get(k, k): v for k, v in embedder.config().items()}
         return cls(**{**config, **data})
 
     def _core_kwargs(self) -> Dict[str, Any]:
-        return dict(
-            model_name_or_path=self.model_name,
-            revision=self.revision,
-            device=self.device,
-            dtype=self.dtype,
-            backend=self.backend,
-            trust_remote_code=self.trust_remote_code,
-            model_kwargs=dict(self.model_kwargs),
-            processor_kwargs=dict(self.processor_kwargs),
-            config_kwargs=dict(self.config_kwargs),
-            cache_folder=self.cache_folder,
-            local_files_only=self.local_files_only,
-            batch_size=self.embed_batch_size,
-            normalize=self.normalize,
-            truncate_dim=self.truncate_dim,
-            query_prompt_name=self.query_prompt_name,
-            document_prompt_name=self.document_prompt_name,
-            query_prompt=self.query_prompt,
-            document_prompt=self.document_prompt,
-            allow_fetch=self.allow_fetch,
-            video_frames=self.video_frames,
-            decode_workers=self.decode_workers,
-            image_decode=self.image_decode,
-            fetch_timeout_s=self.fetch_timeout_s,
-            fetch_max_bytes=self.fetch_max_bytes,
-            fetch_allowed_hosts=self.fetch_allowed_hosts,
-            fetch_allow_private=self.fetch_allow_private,
-        )
+        kwargs = settings.core_kwargs(self, "embedder", rename=_EMBEDDING_RENAME)
+        if self.target_devices is not None and not self.parallel_process:
+            raise ValueError("target_devices is set but parallel_process is off: set parallel_process=True to use them")
+        if self.parallel_process:
+            pool = list(self.target_devices) if self.target_devices else default_pool_devices()
+            device_given = "device" in self.model_fields_set and self.device not in (None, "auto")
+            kwargs["device"] = settings.merge([("device", {"device": kwargs["device"]} if device_given else {}), ("parallel_process", {"device": pool})])["device"]
+        return kwargs
 
     @property
     def embedder(self) -> Embedder:
@@ -464,7 +439,15 @@ def _describe_source(source: Any) -> str:
 # -- reranking ---------------------------------------------------------------------------------------
 
 
-class MultimodalRerank(BaseNodePostprocessor):
+_RerankFields = create_model(
+    "_RerankFields",
+    __base__=BaseNodePostprocessor,
+    __module__=__name__,
+    **settings.pydantic_fields("reranker", rename=_RERANK_RENAME),
+)
+
+
+class MultimodalRerank(_RerankFields):
     """Reranks text, image, audio and video nodes against a text or image query with a
     sentence-transformers ``CrossEncoder`` (e.g. ``Qwen/Qwen3-VL-Reranker-2B``, or any text cross-encoder).
 
@@ -475,42 +458,21 @@ class MultimodalRerank(BaseNodePostprocessor):
     ``CBEventType.RERANKING`` callback event.
     """
 
-    model: str = Field(description="Hub name or local folder of the sentence-transformers CrossEncoder.")
-    top_n: Optional[int] = Field(default=None, ge=0, description="How many nodes to keep (None: all, reordered).")
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    top_n: Optional[int] = Field(
+        default=2, ge=0, description="How many nodes to keep (None: all, reordered); 2 as SentenceTransformerRerank."
+    )
     keep_retrieval_score: bool = Field(
         default=False, description='Keep the retrieval score in node.metadata["retrieval_score"].'
     )
     score_threshold: Optional[float] = Field(
         default=None, description="Drop nodes that score below this (after reranking)."
     )
-    device: Union[str, List[str]] = Field(
-        default="auto",
-        description='"auto" (cuda, then mps, then cpu), "cpu", "cuda:1", ...; a list (["cuda:0", "cuda:1"]) runs one long-lived pool',
-    )
-    dtype: Optional[str] = Field(
-        default=None, description='"float32", "float16", "bfloat16", or None for the model\'s default.'
-    )
-    backend: str = Field(default="torch", description='"torch", "onnx" or "openvino".')
-    revision: Optional[str] = Field(default=None, description="Model revision (branch, tag or commit) on the Hub.")
-    trust_remote_code: bool = Field(default=False, description="Allow the model's own code to run (off unless asked).")
-    model_kwargs: Dict[str, Any] = Field(default_factory=dict, description="Passed to the transformers model.")
-    processor_kwargs: Dict[str, Any] = Field(default_factory=dict, description="Passed to the processor/tokenizer.")
-    config_kwargs: Dict[str, Any] = Field(default_factory=dict, description="Passed to the model config.")
-    max_length: Optional[int] = Field(default=None, description="The longest input in tokens (None: the model's).")
-    batch_size: int = Field(default=32, gt=0, description="How many pairs go to the model at once.")
-    prompt_name: Optional[str] = Field(default=None, description="Name of one of the model's prompts.")
-    prompt: Optional[str] = Field(default=None, description="A literal prompt (overrides prompt_name).")
-    allow_fetch: bool = Field(default=False, description="Fetch http(s) image URLs (off: URLs raise an error).")
-    cache_folder: Optional[str] = Field(default=None, description="Where downloaded models are stored.")
-    local_files_only: bool = Field(default=False, description="Never download; use only files on disk.")
-    decode_workers: int = Field(default=8, gt=0, description="Threads that decode media in parallel.")
-    fetch_timeout_s: float = Field(default=FETCH_TIMEOUT_S, gt=0, le=3600, description="Total deadline of one fetch, in seconds.")
-    fetch_max_bytes: int = Field(default=FETCH_MAX_BYTES, ge=1, le=2**34, description="Largest fetched body, in bytes.")
-    fetch_allowed_hosts: Optional[List[str]] = Field(
-        default=None, description="Fetch only from these hosts ('.example.com' for subdomains too); None: any public host."
-    )
-    fetch_allow_private: bool = Field(
-        default=False, description="Also fetch from loopback, private and link-local addresses (refused by default)."
+    cross_encoder_kwargs: Dict[str, Any] = Field(
+        default_factory=dict,
+        description="CrossEncoder constructor arguments, as SentenceTransformerRerank takes them (max_length, "
+        "trust_remote_code, revision, ...); each becomes the modalbridge setting of the same name.",
     )
 
     _reranker: Optional[Reranker] = PrivateAttr(default=None)
@@ -519,8 +481,6 @@ class MultimodalRerank(BaseNodePostprocessor):
     def __init__(self, model: Optional[str] = None, **data: Any) -> None:
         if model is not None:
             data["model"] = model
-        if isinstance(data.get("model"), os.PathLike):
-            data["model"] = os.fspath(data["model"])
         super().__init__(**data)
         _ = self.reranker  # validate the settings now; the model loads on first use
 
@@ -531,35 +491,14 @@ class MultimodalRerank(BaseNodePostprocessor):
     @classmethod
     def from_reranker(cls, reranker: Reranker, **data: Any) -> "MultimodalRerank":
         """A postprocessor with the settings of a core :class:`~modalbridge.Reranker` (and so its model)."""
-        config = reranker.config()
-        config.pop("show_progress_bar")
-        config["model"] = config.pop("model_name_or_path")
+        config = {_RERANK_RENAME.get(k, k): v for k, v in reranker.config().items()}
         return cls(**{**config, **data})
 
     def _core_kwargs(self) -> Dict[str, Any]:
-        return dict(
-            model_name_or_path=self.model,
-            revision=self.revision,
-            device=self.device,
-            dtype=self.dtype,
-            backend=self.backend,
-            trust_remote_code=self.trust_remote_code,
-            model_kwargs=dict(self.model_kwargs),
-            processor_kwargs=dict(self.processor_kwargs),
-            config_kwargs=dict(self.config_kwargs),
-            cache_folder=self.cache_folder,
-            local_files_only=self.local_files_only,
-            max_length=self.max_length,
-            batch_size=self.batch_size,
-            prompt_name=self.prompt_name,
-            prompt=self.prompt,
-            allow_fetch=self.allow_fetch,
-            decode_workers=self.decode_workers,
-            fetch_timeout_s=self.fetch_timeout_s,
-            fetch_max_bytes=self.fetch_max_bytes,
-            fetch_allowed_hosts=self.fetch_allowed_hosts,
-            fetch_allow_private=self.fetch_allow_private,
-        )
+        kwargs = settings.core_kwargs(self, "reranker", rename=_RERANK_RENAME)
+        explicit = {k: v for k, v in kwargs.items() if _RERANK_RENAME.get(k, k) in self.model_fields_set}
+        from_kwargs = settings.from_sentence_transformers_kwargs(self.cross_encoder_kwargs, "cross_encoder_kwargs")
+        return {**kwargs, **settings.merge([("fields", explicit), ("cross_encoder_kwargs", from_kwargs)])}
 
     @property
     def reranker(self) -> Reranker:
@@ -627,6 +566,9 @@ class MultimodalRerank(BaseNodePostprocessor):
 # -- late interaction (ColPali / ColQwen2 multi-vector models) -------------------------------------------
 
 
+_TokenPoolFactor = settings.SETTINGS["token_pool_factor"].annotation
+
+
 class MaxSimRerank(MultimodalRerank):
     """Reranks nodes by late interaction (MaxSim) with a multi-vector model such as ColQwen2: the second
     stage after any single-vector retriever. Nodes and the query are read like :class:`MultimodalRerank`
@@ -639,10 +581,7 @@ class MaxSimRerank(MultimodalRerank):
     ``max_length``, ``prompt_name`` and ``prompt`` are CrossEncoder settings and are refused here.
     """
 
-    model: str = Field(description="Hub name or local folder of the multi-vector (late-interaction) model.")
-    token_pool_factor: Optional[float] = Field(
-        default=None, ge=1, description="Pool each document's token vectors by this factor (None keeps all)."
-    )
+    token_pool_factor: _TokenPoolFactor = settings.SETTINGS["token_pool_factor"].field()[1]
 
     @classmethod
     def class_name(cls) -> str:

@@ -21,18 +21,27 @@ long-lived multi-process pool per model (:mod:`modalbridge.pool`), stopped when 
 
 from __future__ import annotations
 
-import json
 import os
 import threading
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Sequence
+from typing import Any
 
-ModelKind = Literal["embedder", "reranker", "multivector"]
-DTYPES = ("float32", "float16", "bfloat16")
-BACKENDS = ("torch", "onnx", "openvino")
+from modalbridge.settings import BACKENDS, DTYPES, LoadSettings, ModelKind
+
+__all__ = [
+    "BACKENDS",
+    "DTYPES",
+    "LoadSettings",
+    "MODEL_CACHE",
+    "ModelCache",
+    "ModelLoadError",
+    "clear_model_cache",
+    "get_model",
+    "release_model",
+    "resolve_device",
+]
 
 
-def resolve_device(device: str | Sequence[str] | None) -> str | list[str]:
+def resolve_device(device: str | list[str] | tuple[str, ...] | None) -> str | list[str]:
     """``"auto"`` (or ``None``) becomes ``"cuda"``, then ``"mps"``, then ``"cpu"``, whichever is available.
     A list of devices (a pool) is returned as a list."""
     if isinstance(device, (list, tuple)):
@@ -48,73 +57,14 @@ def resolve_device(device: str | Sequence[str] | None) -> str | list[str]:
     return "cpu"
 
 
-@dataclass(frozen=True)
-class LoadSettings:
-    """Everything that determines a loaded model. Equal settings share one model object."""
+def default_pool_devices() -> list[str]:
+    """The devices of a multi-process pool when none are named (what sentence-transformers'
+    ``start_multi_process_pool()`` uses): every CUDA device, else four CPU processes."""
+    import torch
 
-    model_name_or_path: str
-    revision: str | None = None
-    device: str | tuple[str, ...] = "auto"
-    """One device (``"auto"``, ``"cpu"``, ``"cuda:1"``, ...) or a list of them: one worker process per
-    entry in a long-lived multi-process pool (``["cuda:0", "cuda:1"]``, ``["cpu", "cpu"]``)."""
-    dtype: str | None = None
-    """``"float32"``, ``"float16"``, ``"bfloat16"``, or ``None`` for the model's default."""
-    backend: str = "torch"
-    trust_remote_code: bool = False
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    processor_kwargs: dict[str, Any] = field(default_factory=dict)
-    config_kwargs: dict[str, Any] = field(default_factory=dict)
-    cache_folder: str | None = None
-    local_files_only: bool = False
-    max_length: int | None = None
-    """Rerankers only: the longest input in tokens."""
-
-    def __post_init__(self) -> None:
-        if isinstance(self.model_name_or_path, os.PathLike):
-            object.__setattr__(self, "model_name_or_path", os.fspath(self.model_name_or_path))
-        if not isinstance(self.model_name_or_path, str) or not self.model_name_or_path:
-            raise ValueError("model_name_or_path must be a non-empty string (a hub name or a local folder)")
-        if isinstance(self.device, (list, tuple)):
-            devices = tuple(self.device)
-            if not devices or not all(isinstance(d, str) and d and d != "auto" for d in devices):
-                raise ValueError(
-                    f"device must be a device name or a non-empty list of device names (not 'auto'), got {self.device!r}"
-                )
-            object.__setattr__(self, "device", devices)
-        elif not isinstance(self.device, str) or not self.device:
-            raise ValueError(f"device must be a device name such as 'cpu' or 'cuda:0', or a list of them, got {self.device!r}")
-        if self.dtype is not None and self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)} or None, got {self.dtype!r}")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        for name in ("model_kwargs", "processor_kwargs", "config_kwargs"):
-            value = getattr(self, name)
-            if value is None:
-                object.__setattr__(self, name, {})
-            elif not isinstance(value, dict):
-                raise ValueError(f"{name} must be a dict, got {type(value).__name__}")
-        if self.cache_folder is not None:
-            object.__setattr__(self, "cache_folder", os.fspath(self.cache_folder))
-
-    @property
-    def uses_pool(self) -> bool:
-        """Whether the model runs in a multi-process pool (``device`` is a list)."""
-        return isinstance(self.device, tuple)
-
-    def to_dict(self) -> dict[str, Any]:
-        settings = asdict(self)
-        if self.uses_pool:
-            settings["device"] = list(self.device)
-        return settings
-
-    def key(self, kind: ModelKind) -> str:
-        """The cache key: the kind, every setting, and the resolved device (so "auto" and the device it
-        resolves to share). Local folders are keyed by their absolute path."""
-        settings = self.to_dict()
-        settings["device"] = resolve_device(self.device)
-        if os.path.isdir(self.model_name_or_path):
-            settings["model_name_or_path"] = os.path.abspath(self.model_name_or_path)
-        return json.dumps({"kind": kind, **settings}, sort_keys=True, default=repr)
+    if torch.cuda.is_available():
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return ["cpu"] * 4
 
 
 def _load(kind: ModelKind, settings: LoadSettings):
@@ -139,14 +89,18 @@ def _load(kind: ModelKind, settings: LoadSettings):
         if kind == "embedder":
             from sentence_transformers import SentenceTransformer
 
-            return SentenceTransformer(settings.model_name_or_path, **common)
-        if kind == "multivector":  # late interaction (ColBERT / ColPali / ColQwen2): one vector per token
+            model = SentenceTransformer(settings.model_name_or_path, **common)
+        elif kind == "multivector":  # late interaction (ColBERT / ColPali / ColQwen2): one vector per token
             from sentence_transformers import MultiVectorEncoder
 
-            return MultiVectorEncoder(settings.model_name_or_path, **common)
-        from sentence_transformers import CrossEncoder
+            model = MultiVectorEncoder(settings.model_name_or_path, **common)
+        else:
+            from sentence_transformers import CrossEncoder
 
-        return CrossEncoder(settings.model_name_or_path, max_length=settings.max_length, **common)
+            return CrossEncoder(settings.model_name_or_path, max_length=settings.max_length, **common)
+        if settings.max_length is not None:
+            model.max_seq_length = settings.max_length
+        return model
     except Exception as exc:
         raise ModelLoadError(settings.model_name_or_path, exc) from exc
 

@@ -16,15 +16,15 @@ one modality at a time, so a document's score never depends on what else is in t
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
 from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
 from modalbridge.inputs import Preparer, check_finite_rows, model_modalities, validate
-from modalbridge.loading import MODEL_CACHE, LoadSettings
-from modalbridge.media import FETCH_MAX_BYTES, FETCH_TIMEOUT_S, FetchPolicy
-from modalbridge.media.fetch import check_fetch_settings
+from modalbridge.loading import MODEL_CACHE
+from modalbridge.settings import LoadSettings, RerankSettings, split
+
+__all__ = ["LoadSettings", "RankedItem", "RerankSettings", "Reranker"]
 
 
 class RankedItem(NamedTuple):
@@ -34,91 +34,25 @@ class RankedItem(NamedTuple):
     score: float
 
 
-@dataclass
-class RerankSettings:
-    """Scoring-time settings (not part of the model's cache key)."""
-
-    batch_size: int = 32
-    show_progress_bar: bool = False
-    allow_fetch: bool = False
-    """Fetch http(s) media URLs. Off by default."""
-    prompt_name: str | None = None
-    prompt: str | None = None
-    decode_workers: int = 8
-    fetch_timeout_s: float = FETCH_TIMEOUT_S
-    """Total deadline of one fetch in seconds (see :class:`~modalbridge.EncodeSettings`)."""
-    fetch_max_bytes: int = FETCH_MAX_BYTES
-    """Largest fetched body in bytes."""
-    fetch_allowed_hosts: list[str] | None = None
-    """Fetch only from these hosts (``None``: any public host)."""
-    fetch_allow_private: bool = False
-    """Also fetch from loopback, private and link-local addresses."""
-
-    def __post_init__(self) -> None:
-        for name in ("batch_size", "decode_workers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be at least 1 (an integer), got {value!r}")
-        check_fetch_settings(self.fetch_timeout_s, self.fetch_max_bytes, self.fetch_allowed_hosts, self.fetch_allow_private)
-
-    def fetch_policy(self) -> FetchPolicy:
-        """The bounds of every fetch (see :mod:`modalbridge.media.fetch`)."""
-        return FetchPolicy(
-            timeout_s=self.fetch_timeout_s,
-            max_bytes=self.fetch_max_bytes,
-            allowed_hosts=None if self.fetch_allowed_hosts is None else tuple(self.fetch_allowed_hosts),
-            allow_private=self.fetch_allow_private,
-        )
-
-
 class Reranker:
     """Scores (query, document) pairs of any supported modalities with a sentence-transformers CrossEncoder.
 
-    Load settings are those of :class:`~modalbridge.Embedder` plus ``max_length``; the model is shared
-    through the process-wide cache and loaded on first use.
+    Args:
+        model_name_or_path: a hub name or a local folder of a CrossEncoder.
+        **settings: any reranker setting of :mod:`modalbridge.settings`: the load settings
+            (:class:`~modalbridge.settings.LoadSettings`, ``max_length`` included) and the scoring settings
+            (:class:`~modalbridge.settings.RerankSettings`). The model is shared through the process-wide
+            cache and loaded on first use.
     """
 
     kind = "reranker"
 
-    def __init__(
-        self,
-        model_name_or_path: str,
-        *,
-        revision: str | None = None,
-        device: str | Sequence[str] = "auto",
-        dtype: str | None = None,
-        backend: str = "torch",
-        trust_remote_code: bool = False,
-        model_kwargs: dict[str, Any] | None = None,
-        processor_kwargs: dict[str, Any] | None = None,
-        config_kwargs: dict[str, Any] | None = None,
-        cache_folder: str | None = None,
-        local_files_only: bool = False,
-        max_length: int | None = None,
-        **rerank_settings: Any,
-    ) -> None:
-        self.load_settings = LoadSettings(
-            model_name_or_path,
-            revision=revision,
-            device=device,
-            dtype=dtype,
-            backend=backend,
-            trust_remote_code=trust_remote_code,
-            model_kwargs=dict(model_kwargs or {}),
-            processor_kwargs=dict(processor_kwargs or {}),
-            config_kwargs=dict(config_kwargs or {}),
-            cache_folder=cache_folder,
-            local_files_only=local_files_only,
-            max_length=max_length,
-        )
-        unknown = set(rerank_settings) - {f.name for f in fields(RerankSettings)}
-        if unknown:
-            raise TypeError(f"Reranker got unknown settings: {', '.join(sorted(unknown))}")
-        self.rerank_settings = RerankSettings(**rerank_settings)
+    def __init__(self, model_name_or_path: str, **settings: Any) -> None:
+        self.load_settings, self.rerank_settings = split("reranker", model_name_or_path, settings, "Reranker")
 
     def config(self) -> dict[str, Any]:
         """Every setting, JSON-serializable; ``Reranker.from_config(r.config())`` rebuilds an equal one."""
-        return {**self.load_settings.to_dict(), **asdict(self.rerank_settings)}
+        return {**self.load_settings.to_dict(), **self.rerank_settings.to_dict()}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "Reranker":

@@ -6,7 +6,6 @@ import contextlib
 import contextvars
 import os
 import warnings
-from dataclasses import fields
 from typing import Any, Iterator, Literal, Sequence
 
 import numpy as np
@@ -17,7 +16,8 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("modalbridge.chroma needs chromadb: pip install 'modalbridge[chroma]'") from exc
 
-from modalbridge.embedder import Embedder, EncodeSettings
+from modalbridge import settings
+from modalbridge.embedder import Embedder
 from modalbridge.items import (
     Combined,
     Image,
@@ -25,7 +25,6 @@ from modalbridge.items import (
     describe_item,
     renamed_item_error,
 )
-from modalbridge.loading import LoadSettings
 
 try:
     from PIL.Image import Image as PILImage
@@ -39,20 +38,17 @@ ENV_TRUST_REMOTE_CODE = "MODALBRIDGE_TRUST_REMOTE_CODE"
 """Set to ``1`` to let stored configurations with ``trust_remote_code=True`` be rebuilt (see
 :func:`allow_remote_code`)."""
 
-UPDATABLE_SETTINGS = frozenset(
-    {
-        "device", "batch_size", "show_progress_bar", "decode_workers", "allow_fetch", "cache_folder",
-        "local_files_only", "fetch_timeout_s", "fetch_max_bytes", "fetch_allowed_hosts", "fetch_allow_private",
-    }
-)
-"""Settings a collection's embedding function may change (``collection.modify(configuration=...)``):
-they change where and how fast vectors are computed, never the vectors. Every other setting (model,
-revision, dtype, backend, remote code, model/processor/config kwargs, normalize, truncate_dim,
-precision, prompts, video_frames) is refused by :meth:`MultimodalEmbeddingFunction.validate_config_update`."""
+UPDATABLE_SETTINGS = settings.MACHINE_LOCAL
+"""Settings that are not stored with a collection (:data:`modalbridge.settings.MACHINE_LOCAL`: device,
+batch size, progress bar, decoding workers, fetching, cache folder, local files only): they say where and
+how fast vectors are computed on this machine, never what the vectors are. Each process chooses them
+(``client.get_collection(name, embedding_function=MultimodalEmbeddingFunction(..., device="cuda"))``);
+a collection opened without a function gets the defaults, so fetching stays off unless asked.
+Every stored setting is fixed for the life of a collection (see
+:meth:`MultimodalEmbeddingFunction.validate_config_update`)."""
 
-_SETTING_NAMES = frozenset(
-    {f.name for f in fields(LoadSettings)} - {"max_length"} | {f.name for f in fields(EncodeSettings)}
-)
+_SETTING_NAMES = frozenset(settings.names("embedder"))
+_STORED = _SETTING_NAMES & settings.STORED
 
 _SPACE_OF_SIMILARITY: dict[str, Space] = {"cosine": "cosine", "dot": "ip", "euclidean": "l2", "manhattan": "l2"}
 _ALL_SPACES: list[Space] = ["cosine", "ip", "l2"]
@@ -156,25 +152,37 @@ class MultimodalEmbeddingFunction(EmbeddingFunction[Embeddable]):
     """A Chroma embedding function for text, images, audio and video, persisted with the collection.
 
     Args:
-        model_name_or_path: a hub name or a local folder of a sentence-transformers model.
-        **settings: the load and encode settings of :class:`~modalbridge.Embedder` (``revision``,
-            ``device``, ``dtype``, ``backend``, ``trust_remote_code``, ``model_kwargs``,
-            ``processor_kwargs``, ``config_kwargs``, ``cache_folder``, ``local_files_only``,
-            ``batch_size``, ``normalize``, ``truncate_dim``, ``precision``, ``query_prompt_name``,
-            ``document_prompt_name``, ``query_prompt``, ``document_prompt``, ``show_progress_bar``,
-            ``allow_fetch``, ``video_frames``, ``decode_workers``). They are stored with the collection,
-            so they must be JSON values (``dtype="float16"``, not ``torch.float16``).
+        model_name_or_path: a hub name or a local folder of a sentence-transformers model (``model_name``,
+            as Chroma's ``SentenceTransformerEmbeddingFunction`` calls it, is accepted too).
+        **settings: the settings of :class:`~modalbridge.Embedder` (:mod:`modalbridge.settings`).
+            The collection stores those in :data:`modalbridge.settings.STORED` (they decide the vectors;
+            they must be JSON values: ``dtype="float16"``, not ``torch.float16``); machine-local ones
+            (device, cache folder, batch size, workers, fetching) are not stored.
+
+    A drop-in for Chroma's ``SentenceTransformerEmbeddingFunction``: its arguments (``model_name``,
+    ``device``, ``normalize_embeddings`` and sentence-transformers constructor arguments such as
+    ``trust_remote_code``, ``revision``, ``backend``, ``truncate_dim``) are accepted with the same meaning.
 
     Constructing loads nothing; the model is loaded on first use and shared (``ef.embedder.model is
     Embedder(same settings).model``). Vectors are float32 (Chroma stores float32; quantized
     ``precision`` values are cast).
     """
 
-    def __init__(self, model_name_or_path: str, **settings: Any) -> None:
-        self._setup(model_name_or_path, settings, consent=True)
+    def __init__(self, model_name_or_path: str | None = None, **values: Any) -> None:
+        if "model_name" in values:  # SentenceTransformerEmbeddingFunction's name for it
+            if model_name_or_path is not None:
+                raise TypeError("model_name_or_path given twice (as model_name_or_path and model_name)")
+            model_name_or_path = values.pop("model_name")
+        if "normalize_embeddings" in values:
+            if "normalize" in values:
+                raise TypeError("normalize given twice (as normalize and normalize_embeddings)")
+            values["normalize"] = values.pop("normalize_embeddings")
+        if model_name_or_path is None:
+            raise TypeError("MultimodalEmbeddingFunction needs a model: model_name_or_path (or model_name)")
+        self._setup(model_name_or_path, values, consent=True)
 
-    def _setup(self, model_name_or_path: str, settings: dict[str, Any], consent: bool) -> None:
-        self._embedder = Embedder(model_name_or_path, **settings)
+    def _setup(self, model_name_or_path: str, values: dict[str, Any], consent: bool) -> None:
+        self._embedder = Embedder(model_name_or_path, **values)
         problem = _json_problem(self._embedder.config(), "settings")
         if problem:
             raise TypeError(
@@ -231,9 +239,10 @@ class MultimodalEmbeddingFunction(EmbeddingFunction[Embeddable]):
         return EMBEDDING_FUNCTION_NAME
 
     def get_config(self) -> dict[str, Any]:
-        """Every setting of the wrapped :class:`Embedder` (JSON). A relative local model folder is stored
-        as an absolute path, so the collection can be reopened from another working directory."""
-        config = self._embedder.config()
+        """The stored settings (:data:`modalbridge.settings.STORED`, JSON) of the wrapped :class:`Embedder`:
+        what decides the vectors, not where they are computed. A relative local model folder is stored as
+        an absolute path, so the collection can be reopened from another working directory."""
+        config = {key: value for key, value in self._embedder.config().items() if key in _STORED}
         path = config["model_name_or_path"]
         if os.path.isdir(path):
             config["model_name_or_path"] = os.path.abspath(path)
@@ -257,9 +266,12 @@ class MultimodalEmbeddingFunction(EmbeddingFunction[Embeddable]):
                 "embedding_function=MultimodalEmbeddingFunction(..., trust_remote_code=True) yourself"
             )
         function = MultimodalEmbeddingFunction.__new__(MultimodalEmbeddingFunction)
-        settings = dict(config)
+        # Only stored settings are read: machine-local ones that an older modalbridge stored (device,
+        # cache folder, workers, allow_fetch) are this process's choice, so fetching is never switched on
+        # by opening a collection.
+        stored = {key: value for key, value in config.items() if key in _STORED}
         # Not through __init__: a stored configuration is no consent to run remote code later on.
-        function._setup(settings.pop("model_name_or_path"), settings, consent=False)
+        function._setup(stored.pop("model_name_or_path"), stored, consent=False)
         return function
 
     @staticmethod
@@ -283,7 +295,8 @@ class MultimodalEmbeddingFunction(EmbeddingFunction[Embeddable]):
 
     def validate_config_update(self, old_config: dict[str, Any], new_config: dict[str, Any]) -> None:
         """Refuse updates that would change the vectors (so stored and new embeddings would not match);
-        allow :data:`UPDATABLE_SETTINGS` (device, batch size, progress bar, decoding, fetching, cache)."""
+        :data:`UPDATABLE_SETTINGS` (machine-local: device, batch size, workers, fetching, cache) are not
+        stored, so they never conflict."""
         defaults = Embedder("defaults").config()
         changed = []
         for key in sorted((set(old_config) | set(new_config)) - UPDATABLE_SETTINGS):

@@ -33,6 +33,7 @@ def _positive(value: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from modalbridge import __version__
+    from modalbridge.settings import add_cli_options  # the flags of model settings come from their declaration
 
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -58,9 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--audio-model", metavar="MODEL",
                        help="embedding model for audio when --model takes none (default: the collection's own, "
                        "else the demo text+audio model when --model is not given)")
-    group.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps, or auto (default)")
-    group.add_argument("--trust-remote-code", action="store_true",
-                       help="allow models that ship their own code (only for models you trust)")
+    add_cli_options(group, ["device", "trust_remote_code"], defaults={"device": "auto"})
 
     index = commands.add_parser(
         "index", parents=[store, models], help="embed files and folders into the index",
@@ -68,15 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
         "Chroma. Ids are absolute paths: indexing again updates changed files and skips unchanged ones.",
     )
     index.add_argument("paths", nargs="+", metavar="PATH", help="files and folders")
-    index.add_argument("--batch-size", type=_positive, default=32, help="files per embedding batch (default: 32)")
-    index.add_argument("--video-frames", type=_positive, default=None, metavar="N",
-                       help="embed videos as the mean of N frames when the model takes images only (default: 8)")
     index.add_argument("--multi-vector", metavar="MODEL",
                        help="index with a late-interaction model (ColPali/ColQwen2, a MultiVectorEncoder): one "
                        "fixed-size vector per file in Chroma for the first stage, the token vectors beside it; "
                        "search then ranks by exact MaxSim")
     index.add_argument("--first-stage", choices=("muvera", "mean"), default="muvera",
                        help="first-stage vector of a new --multi-vector collection (default: muvera)")
+    add_cli_options(
+        index, ["batch_size", "video_frames"], defaults={"batch_size": 32}, notes={"video_frames": "default: 8"}
+    )
     index.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     scale = index.add_argument_group("scale out with Ray (needs modalbridge[ray])")
     scale.add_argument("--ray", action="store_true",
@@ -121,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--model", metavar="MODEL", help="text+image embedder (default: the demo model)")
     demo.add_argument("--audio-model", metavar="MODEL", help="text+audio embedder (default: the demo model)")
     demo.add_argument("--reranker", metavar="MODEL", help="(text, image) reranker (default: the demo model)")
-    demo.add_argument("--device", default="auto", help="cpu, cuda, mps, or auto (default)")
+    add_cli_options(demo, ["device"], defaults={"device": "auto"})
     demo.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=_demo)
     return parser
