@@ -215,7 +215,11 @@ def test_media_index_remote_code_stays_with_the_index(tmp_path, tiny_clip_path, 
     # Nothing process-wide was switched on: an unrelated model is not allowed.
     assert not remote_code_allowed("someone/else")
     # The stored collection asks for remote code; another process (or caller) that did not ask is refused.
-    assert MediaIndex(open_client(db), trust_remote_code=True, use_demo_models=False).search("bicycle").hits
+    again = MediaIndex(open_client(db), trust_remote_code=True, use_demo_models=False)
+    assert again.search("bicycle").hits
+    (notes / "b.txt").write_text("a blue boat")
+    assert again.index([notes]).added == [file_id(notes / "b.txt")]  # writes to the stored collection work
+    assert not remote_code_allowed(tiny_clip_path)  # and still nothing process-wide, even for this model
     capsys.readouterr()
     code = main(["search", "bicycle", "--db", str(db)])
     captured = capsys.readouterr()

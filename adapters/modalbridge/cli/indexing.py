@@ -483,10 +483,9 @@ class MediaIndex:
 
             # Stored with the collection. Built from the config (not the constructor, which records a
             # process-wide consent for the model): remote code stays with this index.
-            config = MultimodalEmbeddingFunction.from_embedder(Embedder.from_config(
-                {**route.embedder.config(), "trust_remote_code": False}
-            )).get_config()
-            config["trust_remote_code"] = route.embedder.load_settings.trust_remote_code
+            config = route.embedder.config()
+            if os.path.isdir(config["model_name_or_path"]):  # as get_config stores it: reopenable from anywhere
+                config["model_name_or_path"] = os.path.abspath(config["model_name_or_path"])
             with allowing_remote_code(self.trust_remote_code):
                 function = MultimodalEmbeddingFunction.build_from_config(config)
                 writer = ChromaWriter.open(self.client, route.name, function, retry=self.retry)
