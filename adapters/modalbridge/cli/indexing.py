@@ -779,8 +779,10 @@ def read_file_item(record: FileRecord) -> bool:
 
 
 class InProcessEmbedding:
-    """The default embedding backend of :class:`MediaIndex`: the core embedder in this process, in
-    batches of ``batch_size`` files of one modality. A file that cannot be read or embedded fails alone.
+    """The default embedding backend of :class:`MediaIndex`: the core embedder in this process, through
+    its streaming path (:meth:`~modalbridge.Embedder.stream`: files are read and decoded a few batches
+    ahead of the model, never all at once), handing records back in chunks of ``batch_size`` in order.
+    A file that cannot be read or embedded fails alone.
 
     A backend is anything with ``embed(embedder, records)`` yielding the records in chunks once each
     has its ``vector`` or ``error`` (see :class:`modalbridge.ray.RayEmbedding` for a cluster)."""
@@ -791,20 +793,30 @@ class InProcessEmbedding:
         self.batch_size = batch_size
 
     def embed(self, embedder: Embedder, records: Sequence[FileRecord]) -> Iterator[list[FileRecord]]:
-        groups: dict[str, list[FileRecord]] = {}
-        for record in records:
-            groups.setdefault(record.modality, []).append(record)
-        for group in groups.values():
-            for start in range(0, len(group), self.batch_size):
-                batch = group[start : start + self.batch_size]
-                readable = [r for r in batch if read_file_item(r)]
-                vectors, errors = embed_each_or_fail(embedder, [r.item for r in readable])
-                for position, record in enumerate(readable):
-                    if position in errors:
-                        record.error = errors[position]
-                    else:
-                        record.vector = vectors[position]
-                yield batch
+        streamed: list[FileRecord] = []  # the readable records, in the order their items are streamed
+        finished: list[FileRecord] = []
+
+        def items() -> Iterator[Any]:
+            for record in records:  # read lazily: a text file is opened when the stream gets to it
+                if read_file_item(record):
+                    streamed.append(record)
+                    yield record.item
+                else:
+                    finished.append(record)
+
+        for result in embedder.stream(items()):
+            record = streamed[result.index]
+            if result.error is None:
+                record.vector = result.vector
+            else:
+                record.error = getattr(result.error, "item_reason", str(result.error))
+            finished.append(record)
+            if len(finished) >= self.batch_size:
+                yield finished[: self.batch_size]
+                del finished[: self.batch_size]
+        while finished:
+            yield finished[: self.batch_size]
+            del finished[: self.batch_size]
 
 
 class _NoBar:
