@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -99,8 +100,11 @@ def test_store_keeps_matrices_by_id_and_hash(tmp_path):
     got = store.get(["b", "a", "missing"])
     assert set(got) == {"a", "b"} and got["b"].content_hash == "h2"
     np.testing.assert_array_equal(got["a"].matrix, a)
-    store.put(["a"], ["h3"], [b])  # replaced
-    assert store.content_hashes(["a", "b", "x"]) == {"a": "h3", "b": "h2"}
+    store.put(["a"], ["h3"], [b])  # a new version; the old one stays until pruned
+    assert store.content_hashes(["a", "b", "x"]) == {"a": "h3", "b": "h2"} and store.versions() == 3
+    np.testing.assert_array_equal(store.get(["a"], ["h1"])["a"].matrix, a)
+    assert store.present(["a", "a", "b"], ["h1", "h9", "h2"]) == {"a", "b"}
+    assert store.prune(["a"], ["h3"]) == 1 and store.get(["a"], ["h1"]) == {} and len(store) == 2
     assert store.delete(["a", "zzz"]) == 1 and store.ids() == ["b"] and "a" not in store and len(store) == 1
     with pytest.raises(ValueError, match=r"id 'c': expected a \(tokens, 4\) matrix"):
         store.put(["c"], ["h"], [np.ones((2, 5))])
@@ -159,8 +163,15 @@ def test_update_delete_and_unchanged_content(colqwen, tmp_path):
     again = pages.upsert(["a", "b", "c"], [Image(p) for p in pictures[:3]])
     assert again.embedded == [] and again.unchanged == ["a", "b", "c"]
 
-    updated = pages.upsert(["b"], [Image(pictures[3])])  # same id, new content
-    assert updated.embedded == ["b"]
+    # a new version written to the store but not (yet) to Chroma: searches keep using the version Chroma holds
+    before = pages.query("anything", n_results=3)
+    pages.index.prepare_documents(["b"], [Image(pictures[3])])
+    assert store.versions() == 4
+    unchanged_search = pages.query("anything", n_results=3)
+    assert unchanged_search.ids == before.ids and unchanged_search.scores == before.scores
+
+    updated = pages.upsert(["b"], [Image(pictures[3])])  # same id, new content: now in Chroma too
+    assert updated.unchanged == ["b"] and store.versions() == 3  # its matrix was stored; the old one is gone
     expected = colqwen.embed_documents([Image(pictures[3])])[0]
     np.testing.assert_array_equal(store.get(["b"])["b"].matrix, expected)
     record = pages.collection.get(ids=["b"], include=["embeddings", "metadatas"])
@@ -173,7 +184,7 @@ def test_update_delete_and_unchanged_content(colqwen, tmp_path):
 
     # a record changed behind the index's back is refused by name, never scored with another's tokens
     pages.collection.update(ids=["c"], metadatas=[{HASH_KEY: "sha256:other"}])
-    with pytest.raises(MultiVectorStoreError, match=r"id\(s\) 'c' are of other content"):
+    with pytest.raises(MultiVectorStoreError, match=r"no stored token vectors for id\(s\) 'c' matching the record's content hash"):
         pages.query("anything", n_results=2)
 
 
@@ -190,6 +201,11 @@ def test_errors_name_the_record(colqwen, tmp_path):
         pages.upsert(["a", "a"], ["x", "y"])
     with pytest.raises(MediaError):
         pages.query(Image(missing))
+    store_file = pages.index.store.path
+    pages.index.store.close()
+    LateInteractionCollection.delete_collection(_client(tmp_path / "db"), "pages")
+    assert not os.path.exists(store_file)
+    assert [c.name for c in _client(tmp_path / "db").list_collections()] == []
 
 
 def test_reopens_in_a_fresh_process(colqwen, tiny_colqwen2_path, tmp_path):

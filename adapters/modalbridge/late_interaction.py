@@ -17,8 +17,8 @@ adapter (:class:`modalbridge.chroma.LateInteractionCollection`) only moves its o
 
 ``prepare_documents`` embeds only records whose content changed (by content hash), writes their token
 matrices to the store, and returns every record's first-stage vector. ``rescore`` scores candidates
-exactly (``model.similarity``) from the stored matrices and, given the hashes the single-vector store
-holds, refuses candidates whose stored matrix belongs to other content.
+exactly (``model.similarity``) from the stored matrices: given the hashes the single-vector store holds,
+exactly those versions (a record being replaced keeps its old matrix until :meth:`~LateInteractionIndex.commit`).
 """
 
 from __future__ import annotations
@@ -36,8 +36,12 @@ __all__ = ["LateInteractionIndex", "PreparedDocuments", "EncodedQuery", "first_s
 
 
 def first_stage_encoding(name: str, token_dim: int, **options: Any) -> FixedEncoding:
-    """``"muvera"`` (options: bits, repetitions, projection_dim, seed, fill_empty) or ``"mean"``."""
+    """``"muvera"`` (options: bits, repetitions, projection_dim, seed, fill_empty) or ``"mean"``.
+
+    MUVERA keeps token vectors of up to 32 dimensions as they are and by default projects larger ones
+    to 16 (a 128-d ColQwen2 gives ``8 repetitions x 8 buckets x 16 = 1024``-d first-stage vectors)."""
     if name == "muvera":
+        options.setdefault("projection_dim", None if token_dim <= 32 else 16)
         return MuveraEncoding(token_dim, **options)
     if name == "mean":
         if options:
@@ -162,9 +166,9 @@ class LateInteractionIndex:
                 if not collect_errors:
                     raise error from None
                 errors[position] = error
-        stored = self.store.content_hashes([ids[p] for p in hashes])
-        unchanged = [p for p, digest in hashes.items() if stored.get(ids[p]) == digest]
-        todo = [p for p in hashes if p not in set(unchanged)]
+        present = self.store.present([ids[p] for p in hashes], list(hashes.values()))
+        unchanged = [p for p in hashes if ids[p] in present]
+        todo = [p for p in hashes if ids[p] not in present]
 
         ready: dict[int, np.ndarray] = {}
         if todo:
@@ -187,7 +191,7 @@ class LateInteractionIndex:
             written = sorted(ready)
             self.store.put([ids[p] for p in written], [hashes[p] for p in written], [ready[p] for p in written])
         if unchanged:
-            kept = self.store.get([ids[p] for p in unchanged])
+            kept = self.store.get([ids[p] for p in unchanged], [hashes[p] for p in unchanged])
             ready.update({p: kept[ids[p]].matrix for p in unchanged})
 
         positions = sorted(ready)
@@ -209,6 +213,10 @@ class LateInteractionIndex:
             )
         return matrix
 
+    def commit(self, ids: Sequence[str], hashes: Sequence[str]) -> None:
+        """The single-vector store now holds these versions: drop the records' older matrices."""
+        self.store.prune([str(i) for i in ids], list(hashes))
+
     def delete(self, ids: Sequence[str]) -> int:
         """Forget these records' matrices; returns how many were stored."""
         return self.store.delete([str(i) for i in ids])
@@ -228,30 +236,25 @@ class LateInteractionIndex:
         top_n: int | None = None,
     ) -> list[tuple[str, float]]:
         """Exact late-interaction scores of the candidates from their stored matrices: ``(id, score)``,
-        best first (ties keep candidate order), at most ``top_n``. A candidate without a stored matrix,
-        or whose stored content hash differs from ``expected_hashes`` (what the single-vector store holds
-        for it), is an error naming it: its first-stage vector and its matrix describe different things."""
+        best first (ties keep candidate order), at most ``top_n``. With ``expected_hashes`` (what the
+        single-vector store holds for each) exactly those versions are scored; a candidate without a
+        stored matrix (of that version) is an error naming it, never scored with other content's tokens."""
         if top_n is not None and top_n < 0:
             raise ValueError(f"top_n must be at least 0, got {top_n}")
         matrix = query.matrix if isinstance(query, EncodedQuery) else np.asarray(query, dtype=np.float32)
         candidate_ids = [str(i) for i in candidate_ids]
         if not candidate_ids:
             return []
-        stored = self.store.get(candidate_ids)
+        stored = self.store.get(candidate_ids, expected_hashes)
         missing = [i for i in candidate_ids if i not in stored]
         if missing:
             raise MultiVectorStoreError(
                 f"no stored token vectors for id(s) {', '.join(map(repr, missing[:5]))}"
                 + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-                + f" in {self.store.path!r}: add those records again through the late-interaction index"
+                + (" matching the record's content hash" if expected_hashes is not None else "")
+                + f" in {self.store.path!r} (added or changed without the late-interaction index?): "
+                "add those records again through it"
             )
-        if expected_hashes is not None:
-            stale = [i for i, h in zip(candidate_ids, expected_hashes) if h is not None and stored[i].content_hash != h]
-            if stale:
-                raise MultiVectorStoreError(
-                    f"the stored token vectors of id(s) {', '.join(map(repr, stale[:5]))} are of other content than "
-                    "the record (updated without the late-interaction index?): add those records again through it"
-                )
         scores = self.embedder.score(matrix, [stored[i].matrix for i in candidate_ids])
         order = np.argsort(-scores, kind="stable")[: top_n if top_n is not None else None]
         return [(candidate_ids[i], float(scores[i])) for i in order]

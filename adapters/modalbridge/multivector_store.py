@@ -7,19 +7,22 @@ the single-vector collection that holds the record's first-stage vector::
     from modalbridge.multivector_store import MultiVectorStore
 
     store = MultiVectorStore("db/pages.mv.sqlite", token_dim=128, owner="collection 7d3e...")
-    store.put(["p1", "p2"], ["sha256:...", "sha256:..."], [matrix1, matrix2])
-    store.get(["p2"])                   # {"p2": StoredMatrix(content_hash, matrix)}
-    store.content_hashes(["p1", "x"])   # {"p1": "sha256:..."}: what is stored, to skip unchanged content
+    store.put(["p1", "p2"], ["sha256:aa", "sha256:bb"], [matrix1, matrix2])
+    store.get(["p2"], ["sha256:bb"])     # {"p2": StoredMatrix(content_hash, matrix)}: that version
+    store.present(["p1"], ["sha256:aa"])  # {"p1"}: stored already, no need to embed it again
+    store.prune(["p1"], ["sha256:aa"])    # drop p1's other versions
     store.delete(["p1"])
 
-Writes are transactional (a crash leaves the old or the new record, never half of one) and the file is
-reopened by any later process. ``owner`` (e.g. the Chroma collection id) and ``token_dim`` are written
+Records are keyed by id and content hash: a record being replaced keeps its old version until the
+single-vector store holds the new one (then :meth:`~MultiVectorStore.prune`), so a failure in between
+never loses the version in use. Writes are transactional and the file is reopened by any later process. ``owner`` (e.g. the Chroma collection id) and ``token_dim`` are written
 on creation and checked on every open, so a store is never read against the wrong collection or model.
 Matrices are kept as float32 (exact MaxSim) or, with ``dtype="float16"``, at half the size.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import sqlite3
@@ -33,7 +36,7 @@ from modalbridge.items import Combined, MediaItem, check_item
 
 __all__ = ["MultiVectorStore", "MultiVectorStoreError", "StoredMatrix", "content_hash"]
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
 DTYPES = ("float32", "float16")
 _CHUNK = 500  # ids per SQL statement (SQLite's variable limit is 999 on old builds)
 
@@ -69,9 +72,9 @@ def _feed(digest: Any, item: Any) -> None:
         return
     assert isinstance(item, MediaItem)
     digest.update(f"{item.modality}\0".encode())
-    for key in ("sampling_rate", "fps"):
-        if getattr(item, key, None) is not None:
-            digest.update(f"{key}={getattr(item, key)}\0".encode())
+    for spec in dataclasses.fields(item):  # sampling_rate, fps, a page number...: part of what the item is
+        if spec.name != "source" and getattr(item, spec.name) is not None:
+            digest.update(f"{spec.name}={getattr(item, spec.name)!r}\0".encode())
     source = item.source
     if isinstance(source, str) and source.startswith(("http://", "https://", "data:")):
         digest.update(b"uri\0" + source.encode("utf-8"))
@@ -130,8 +133,8 @@ class MultiVectorStore:
         with self._transaction():
             self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             self._db.execute(
-                "CREATE TABLE IF NOT EXISTS records (id TEXT PRIMARY KEY, content_hash TEXT NOT NULL, "
-                "tokens INTEGER NOT NULL, data BLOB NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS records (id TEXT NOT NULL, content_hash TEXT NOT NULL, "
+                "tokens INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (id, content_hash))"
             )
             meta = dict(self._db.execute("SELECT key, value FROM meta"))
             if not meta:
@@ -176,7 +179,8 @@ class MultiVectorStore:
     # -- writing ------------------------------------------------------------------------------------
 
     def put(self, ids: Sequence[str], hashes: Sequence[str], matrices: Sequence[np.ndarray]) -> None:
-        """Insert or replace records, all in one transaction."""
+        """Write one version (id, content hash) per record, all in one transaction. Other versions of the
+        same ids stay until :meth:`prune` (so a failed write elsewhere never loses the version in use)."""
         if not (len(ids) == len(hashes) == len(matrices)):
             raise ValueError(f"got {len(ids)} ids, {len(hashes)} hashes and {len(matrices)} matrices")
         rows = []
@@ -189,15 +193,26 @@ class MultiVectorStore:
         with self._transaction():
             self._db.executemany("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?)", rows)
 
+    def prune(self, ids: Sequence[str], keep_hashes: Sequence[str]) -> int:
+        """Drop every version of these records but the one with ``keep_hashes`` (the version the
+        single-vector store now holds); returns how many versions were dropped."""
+        with self._transaction():
+            cursor = self._db.executemany(
+                "DELETE FROM records WHERE id = ? AND content_hash != ?", [(str(i), str(h)) for i, h in zip(ids, keep_hashes)]
+            )
+            return cursor.rowcount
+
     def delete(self, ids: Iterable[str]) -> int:
-        """Remove records (missing ids are fine); returns how many were removed."""
-        ids = list(ids)
+        """Remove records, every version (missing ids are fine); returns how many records were removed."""
+        ids = list(dict.fromkeys(str(i) for i in ids))
         removed = 0
         with self._transaction():
             for chunk in _chunks(ids):
-                cursor = self._db.execute(f"DELETE FROM records WHERE id IN ({_marks(chunk)})", chunk)
-                removed += cursor.rowcount
-        return removed
+                removed += self._db.execute(
+                    f"SELECT COUNT(DISTINCT id) FROM records WHERE id IN ({_marks(chunk)})", chunk
+                ).fetchone()[0]
+                self._db.execute(f"DELETE FROM records WHERE id IN ({_marks(chunk)})", chunk)
+        return int(removed)
 
     def clear(self) -> None:
         with self._transaction():
@@ -209,31 +224,53 @@ class MultiVectorStore:
         matrix = np.frombuffer(data, dtype=np.dtype(self.dtype).newbyteorder("<")).reshape(tokens, self.token_dim)
         return matrix.astype(np.float32)
 
-    def get(self, ids: Sequence[str]) -> dict[str, StoredMatrix]:
-        """The stored records among ``ids`` (missing ids are left out)."""
+    def get(self, ids: Sequence[str], hashes: Sequence[str | None] | None = None) -> dict[str, StoredMatrix]:
+        """The stored records among ``ids`` (missing ones are left out): the version with ``hashes[i]``
+        when given (``None``: the latest), else each record's latest version."""
+        ids = [str(i) for i in ids]
         found: dict[str, StoredMatrix] = {}
-        for chunk in _chunks(list(ids)):
+        pairs = [(i, h) for i, h in zip(ids, hashes)] if hashes is not None else []
+        latest = [i for i, h in pairs if h is None] if hashes is not None else ids
+        for chunk in _chunks([p for p in pairs if p[1] is not None]):
             rows = self._db.execute(
-                f"SELECT id, content_hash, tokens, data FROM records WHERE id IN ({_marks(chunk)})", chunk
+                "SELECT id, content_hash, tokens, data FROM records WHERE (id, content_hash) IN "
+                f"(VALUES {', '.join(['(?, ?)'] * len(chunk))})",
+                [value for pair in chunk for value in pair],
             )
             for record_id, digest, tokens, data in rows:
                 found[record_id] = StoredMatrix(digest, self._matrix(tokens, data))
+        for chunk in _chunks(latest):
+            rows = self._db.execute(
+                f"SELECT id, content_hash, tokens, data FROM records WHERE id IN ({_marks(chunk)}) ORDER BY rowid", chunk
+            )
+            for record_id, digest, tokens, data in rows:  # later versions overwrite earlier ones
+                found[record_id] = StoredMatrix(digest, self._matrix(tokens, data))
         return found
+
+    def present(self, ids: Sequence[str], hashes: Sequence[str]) -> set[str]:
+        """The ids among ``ids`` whose version ``hashes[i]`` is stored (their content needs no embedding)."""
+        present: set[str] = set()
+        pairs = [(str(i), str(h)) for i, h in zip(ids, hashes)]
+        for chunk in _chunks(pairs):
+            rows = self._db.execute(
+                f"SELECT id FROM records WHERE (id, content_hash) IN (VALUES {', '.join(['(?, ?)'] * len(chunk))})",
+                [value for pair in chunk for value in pair],
+            )
+            present.update(row[0] for row in rows)
+        return present
 
     def content_hashes(self, ids: Sequence[str]) -> dict[str, str]:
-        """id -> stored content hash, for the stored records among ``ids``."""
-        found: dict[str, str] = {}
-        for chunk in _chunks(list(ids)):
-            found.update(self._db.execute(f"SELECT id, content_hash FROM records WHERE id IN ({_marks(chunk)})", chunk))
-        return found
+        """id -> content hash of its latest stored version, for the stored records among ``ids``."""
+        return {record_id: stored.content_hash for record_id, stored in self.get(ids).items()}
 
     def items(self, batch_size: int = 1000) -> Iterator[tuple[str, StoredMatrix]]:
-        """Every record, in id order (a snapshot read in batches)."""
-        last = ""
-        first = True
+        """Every record's latest version, in id order (read in batches)."""
+        last, first = "", True
         while True:
             rows = self._db.execute(
-                "SELECT id, content_hash, tokens, data FROM records WHERE id > ? OR ? ORDER BY id LIMIT ?",
+                "SELECT r.id, r.content_hash, r.tokens, r.data FROM records r "
+                "WHERE r.rowid = (SELECT MAX(rowid) FROM records WHERE id = r.id) AND (r.id > ? OR ?) "
+                "ORDER BY r.id LIMIT ?",
                 (last, first, batch_size),
             ).fetchall()
             if not rows:
@@ -243,13 +280,18 @@ class MultiVectorStore:
             last, first = rows[-1][0], False
 
     def ids(self) -> list[str]:
-        return [row[0] for row in self._db.execute("SELECT id FROM records ORDER BY id")]
+        return [row[0] for row in self._db.execute("SELECT DISTINCT id FROM records ORDER BY id")]
 
     def __len__(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0])
+        """The number of records (not versions)."""
+        return int(self._db.execute("SELECT COUNT(DISTINCT id) FROM records").fetchone()[0])
 
     def __contains__(self, record_id: object) -> bool:
         return self._db.execute("SELECT 1 FROM records WHERE id = ?", (record_id,)).fetchone() is not None
+
+    def versions(self) -> int:
+        """The number of stored versions (records being replaced hold two until pruned)."""
+        return int(self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0])
 
     def disk_bytes(self) -> int:
         """The size of the store's files on disk."""
