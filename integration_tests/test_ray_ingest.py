@@ -167,3 +167,30 @@ def test_index_ray_builds_the_same_collection_as_one_process(ray_cluster, chroma
     for key in ("metadatas", "documents", "uris"):
         assert [b[key][i] for i in order_b] == [a[key][i] for i in order_a]
     assert on_ray.configuration["embedding_function"].get_config() == single.configuration["embedding_function"].get_config()
+
+
+def test_chroma_datasink_writes_from_the_workers(ray_cluster, chroma_server, tmp_path, image_paths, tiny_clip_path):
+    from modalbridge.chroma import MultimodalEmbeddingFunction
+    from modalbridge.ray import ChromaDatasink
+
+    rows, items, reasons = _rows(tmp_path, image_paths[:6])
+    function = MultimodalEmbeddingFunction(tiny_clip_path)
+    sink = ChromaDatasink(
+        chroma_server.host, chroma_server.port, "ray-sink", metadata_columns=["modality"], max_batch_size=3,
+        embedding_function=function,  # the collection is created with it stored
+    )
+    embed_dataset(ray.data.from_items(rows), tiny_clip_path, rows_per_batch=4).write_datasink(sink)
+
+    assert sink.written == len(items)
+    assert sorted(sink.failed) == sorted(reasons)  # bad rows are reported, not written
+    for key, reason in reasons.items():
+        assert reason in sink.failed[key]
+    client = chromadb.HttpClient(host=chroma_server.host, port=chroma_server.port, settings=_settings())
+    collection = client.get_collection("ray-sink")
+    got = collection.get(include=["embeddings", "metadatas"])
+    assert sorted(got["ids"]) == sorted(items)
+    direct = dict(zip(items, Embedder(tiny_clip_path).embed_documents(list(items.values()))))
+    for key, vector, meta in zip(got["ids"], got["embeddings"], got["metadatas"]):
+        np.testing.assert_allclose(vector, direct[key], rtol=1e-5, atol=1e-6)
+        assert meta == {"modality": "text" if key.startswith("t") else "image"}
+    assert collection.configuration["embedding_function"].get_config() == function.get_config()

@@ -72,6 +72,7 @@ __all__ = [
     "DECODED_COLUMN",
     "DecodeColumn",
     "EmbedColumn",
+    "ChromaDatasink",
     "RayEmbedding",
     "embed_dataset",
     "init_cluster",
@@ -165,6 +166,9 @@ class DecodeColumn:
     float32 waveforms at their own sampling rate. Texts and videos pass through. The decoded items go
     to a column of their own (:data:`DECODED_COLUMN`, which :class:`EmbedColumn` consumes and drops), so
     the item column is kept as given; a row that cannot be read gets its reason in the error column.
+    URLs are fetched only with ``allow_fetch``, within ``fetch_policy`` (the embedder's
+    :meth:`EncodeSettings.fetch_policy() <modalbridge.EncodeSettings.fetch_policy>`, as
+    :func:`embed_dataset` passes it).
 
     An instance is a function: ``ds.map_batches(DecodeColumn(modality="image"), batch_size=64)`` runs it
     as stateless Ray tasks. The columns are those of :class:`EmbedColumn`.
@@ -178,9 +182,11 @@ class DecodeColumn:
         modality_column: str = MODALITY_COLUMN,
         error_column: str = ERROR_COLUMN,
         allow_fetch: bool = False,
+        fetch_policy: Any = None,
     ) -> None:
         self.columns = _Columns(column, modality, modality_column, error_column)
         self.allow_fetch = allow_fetch
+        self.fetch_policy = fetch_policy
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         columns = self.columns
@@ -202,9 +208,9 @@ class DecodeColumn:
 
     def _decode(self, item: Any) -> Any:
         if isinstance(item, Image) and not isinstance(item.source, np.ndarray):
-            return Image(np.asarray(decode_image(item, self.allow_fetch)))
+            return Image(np.asarray(decode_image(item, self.allow_fetch, self.fetch_policy)))
         if isinstance(item, MEDIA_TAGS["audio"]) and not hasattr(item.source, "shape"):
-            waveform, rate = read_audio(item, self.allow_fetch)
+            waveform, rate = read_audio(item, self.allow_fetch, self.fetch_policy)
             return MEDIA_TAGS["audio"](waveform, sampling_rate=rate)
         return item
 
@@ -354,7 +360,11 @@ def embed_dataset(
         # clusters), which would put decoding back inside the actors. max_calls, a task-only setting
         # (decode workers are recycled, which also bounds what decoders fragment), keeps them apart.
         ds = ds.map_batches(
-            DecodeColumn(**columns, allow_fetch=bool(config["allow_fetch"])),
+            DecodeColumn(
+                **columns,
+                allow_fetch=embedder.encode_settings.allow_fetch,
+                fetch_policy=embedder.encode_settings.fetch_policy(),
+            ),
             batch_size=rows_per_batch,
             num_cpus=1,
             max_calls=DECODE_CALLS_PER_WORKER,
@@ -367,6 +377,109 @@ def embed_dataset(
         num_gpus=gpus_per_actor or None,
         num_cpus=cpus_per_actor,
     )
+
+
+class ChromaDatasink(ray.data.Datasink):
+    """Store a dataset's embeddings in a Chroma server from the Ray workers (``Dataset.write_datasink``),
+    through :class:`~modalbridge.chroma.ChromaWriter` (calls within the server's limit, upserts,
+    retried while it restarts)::
+
+        sink = ChromaDatasink("chroma.internal", 8000, "photos", id_column="path", uri_column="path",
+                              embedding_function=MultimodalEmbeddingFunction(model, **settings))
+        embed_dataset(ds, model, column="bytes", modality="image", **settings).write_datasink(sink)
+        sink.written, sink.failed        # rows stored; {id: reason} for rows not stored
+
+    Rows whose ``error`` is set are not written; they are in :attr:`failed` with their reason, as are
+    rows the store refuses. ``embedding_function`` (optional) creates the collection on the driver
+    with it stored; without one the collection must exist. ``metadata_columns`` become each record's
+    metadata, ``document_column`` its document."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        collection: str,
+        *,
+        id_column: str = "id",
+        embedding_column: str = EMBEDDING_COLUMN,
+        error_column: str = ERROR_COLUMN,
+        uri_column: str | None = None,
+        document_column: str | None = None,
+        metadata_columns: Sequence[str] = (),
+        embedding_function: Any = None,
+        ssl: bool = False,
+        headers: dict[str, str] | None = None,
+        max_batch_size: int | None = None,
+    ) -> None:
+        self.host, self.port, self.ssl, self.headers = host, int(port), ssl, dict(headers or {})
+        self.collection = collection
+        self.id_column, self.embedding_column, self.error_column = id_column, embedding_column, error_column
+        self.uri_column, self.document_column = uri_column, document_column
+        self.metadata_columns = list(metadata_columns)
+        self.embedding_function = embedding_function
+        self.max_batch_size = max_batch_size
+        self.written = 0
+        self.failed: dict[str, str] = {}
+
+    def _client(self):
+        import chromadb
+
+        from modalbridge.chroma.writer import RetryPolicy
+
+        settings = chromadb.Settings(anonymized_telemetry=False)
+        return RetryPolicy().call(
+            lambda: chromadb.HttpClient(host=self.host, port=self.port, ssl=self.ssl, headers=self.headers, settings=settings),
+            f"connecting to http://{self.host}:{self.port}",
+        )
+
+    def on_write_start(self, schema: Any = None) -> None:
+        if self.embedding_function is not None:  # on the driver: create it with its function stored
+            from modalbridge.chroma.writer import ChromaWriter
+
+            ChromaWriter.open(self._client(), self.collection, self.embedding_function)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "embedding_function": None}  # the workers only write vectors
+
+    def write(self, blocks: Any, ctx: Any) -> dict[str, Any]:
+        from ray.data.block import BlockAccessor
+
+        from modalbridge.chroma.writer import ChromaWriter
+
+        writer = ChromaWriter.open(self._client(), self.collection, create=False, max_batch_size=self.max_batch_size)
+        written, failed = 0, {}
+        for block in blocks:
+            batch = BlockAccessor.for_block(block).to_batch_format("numpy")
+            ids = [str(i) for i in batch[self.id_column]]
+            errors = [e if isinstance(e, str) else "" for e in batch[self.error_column]]
+            keep = [n for n, error in enumerate(errors) if not error]
+            failed.update({ids[n]: errors[n] for n, error in enumerate(errors) if error})
+            if not keep:
+                continue
+            column = lambda name: None if name is None else [_plain(batch[name][n]) for n in keep]  # noqa: E731
+            metadatas = None
+            if self.metadata_columns:
+                metadatas = [{name: _plain(batch[name][n]) for name in self.metadata_columns} for n in keep]
+            refused = writer.try_upsert(
+                [ids[n] for n in keep],
+                np.asarray(batch[self.embedding_column], dtype=np.float32)[keep],
+                metadatas=metadatas,
+                documents=column(self.document_column),
+                uris=column(self.uri_column),
+            )
+            failed.update(refused)
+            written += len(keep) - len(refused)
+        return {"written": written, "failed": failed}
+
+    def on_write_complete(self, write_result: Any) -> None:
+        for result in write_result.write_returns:
+            self.written += result["written"]
+            self.failed.update(result["failed"])
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars as Python values (Chroma takes str, int, float, bool metadata)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 class RayEmbedding:

@@ -171,10 +171,8 @@ class ChromaWriter:
             action = lambda: client.get_or_create_collection(  # noqa: E731
                 name, embedding_function=embedding_function, **collection_kwargs
             )
-        elif embedding_function is not None:
+        else:  # None: no function at all (writes carry vectors), nothing rebuilt from the stored configuration
             action = lambda: client.get_collection(name, embedding_function=embedding_function)  # noqa: E731
-        else:
-            action = lambda: client.get_collection(name)  # noqa: E731
         collection = retry.call(action, f"opening collection {name!r}")
         return cls(collection, max_batch_size=max_batch_size, retry=retry)
 
