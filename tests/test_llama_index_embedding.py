@@ -258,3 +258,40 @@ def test_fields_config_and_round_trip(tiny_qwen3vl_path):
     emb.truncate_dim = None
     assert len(emb.get_query_embedding("x")) == 32
     assert MultimodalEmbedding.from_embedder(rebuilt.embedder).to_dict() == rebuilt.to_dict()
+
+
+def test_nodes_go_through_llama_index_batching_cache_and_events(tiny_clip_path, image_paths):
+    """Text nodes use BaseEmbedding's own batching (with its embeddings cache and events), image nodes
+    MultiModalEmbedding's image batches: nothing bypasses them, and one forward pass per batch."""
+    from llama_index.core.instrumentation import get_dispatcher
+    from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+    from llama_index.core.storage.kvstore import SimpleKVStore
+
+    class Starts(BaseEventHandler):
+        count: int = 0
+
+        def handle(self, event, **kwargs) -> None:
+            if type(event).__name__ == "EmbeddingStartEvent":
+                self.count += 1
+
+    starts = Starts()
+    get_dispatcher().add_event_handler(starts)
+    cache = SimpleKVStore()
+    emb = MultimodalEmbedding(tiny_clip_path, embed_batch_size=2, embeddings_cache=cache)
+    core = Embedder(tiny_clip_path, normalize=True)
+    texts = [f"note {i}" for i in range(3)]
+    nodes = [TextNode(text=t, id_=f"t{i}") for i, t in enumerate(texts)] + [ImageNode(image_path=image_paths[0], id_="img")]
+    calls = []
+    hook = emb.model[0].register_forward_hook(lambda module, args, output: calls.append(1))
+    try:
+        vectors = emb.get_node_embedding_batch(nodes)
+        assert len(calls) == 3 and starts.count == 3  # texts 2 + 1, the image 1
+        for text, vector in zip(texts, vectors):  # stored in LlamaIndex's embeddings cache
+            (cached,) = cache.get(key=text, collection="embeddings").values()
+            np.testing.assert_allclose(cached, vector, atol=ATOL)
+        again = emb.get_node_embedding_batch(nodes[:3])  # answered from the cache: no forward pass
+        assert len(calls) == 3 and again == vectors[:3]
+    finally:
+        hook.remove()
+        get_dispatcher().event_handlers.remove(starts)
+    np.testing.assert_allclose(vectors, core.embed_documents([*texts, Image(image_paths[0])]), atol=ATOL)

@@ -64,7 +64,7 @@ except ImportError as exc:  # pragma: no cover
 
 from modalbridge import settings
 from modalbridge.embedder import Embedder
-from modalbridge.items import MEDIA_TAGS, Combined, Image, MediaItem, as_media_list, renamed_item_error
+from modalbridge.items import MEDIA_TAGS, Combined, Image, MediaItem, as_media_list, modality_of, renamed_item_error
 from modalbridge.loading import default_pool_devices
 from modalbridge.reranker import Reranker
 
@@ -313,6 +313,7 @@ class MultimodalEmbedding(_EmbeddingFields):
     async def _aget_image_embeddings(self, img_file_paths: List[MediaType]) -> List[Embedding]:
         return await asyncio.to_thread(self._get_image_embeddings, img_file_paths)
 
+    @dispatcher.span
     def get_image_embedding_batch(
         self, img_file_paths: List[MediaType], show_progress: bool = False
     ) -> List[Embedding]:
@@ -337,14 +338,6 @@ class MultimodalEmbedding(_EmbeddingFields):
         except (TypeError, ValueError) as exc:  # number items within the whole list, not the batch
             raise renamed_item_error(exc, offset=offset) from None
 
-    def _embed_node_batch(self, batch: List[BaseNode], offset: int) -> List[Embedding]:
-        items = [node_to_item(node) for node in batch]  # errors name the node id
-        try:
-            return _embedding_rows(self.embedder.embed_documents(items))
-        except (TypeError, ValueError) as exc:  # "node 'id' (item i)", i counted over all the nodes
-            names = [None] * offset + [_describe_node(node) for node in batch]
-            raise renamed_item_error(exc, names, offset) from None
-
     def _in_batches(self, kind: str, values: Sequence[Any], show_progress: bool) -> List[Embedding]:
         """Embed ``values`` in batches of ``embed_batch_size`` (one core call each), with LlamaIndex's
         embedding events (instrumentation and callbacks) around every batch, like its text batches."""
@@ -360,12 +353,8 @@ class MultimodalEmbedding(_EmbeddingFields):
             with self.callback_manager.event(
                 CBEventType.EMBEDDING, payload={EventPayload.SERIALIZED: payload}
             ) as event:
-                if kind == "node":
-                    embeddings = self._embed_node_batch(batch, start)
-                    chunks: List[str] = [node.node_id for node in batch]
-                else:
-                    embeddings = self._embed_media_batch(kind, batch, start)
-                    chunks = [_describe_source(value) for value in batch]
+                embeddings = self._embed_media_batch(kind, batch, start)
+                chunks = [_describe_source(value) for value in batch]
                 results.extend(embeddings)
                 event.on_end(payload={EventPayload.CHUNKS: chunks, EventPayload.EMBEDDINGS: embeddings})
             dispatcher.event(EmbeddingEndEvent(chunks=chunks, embeddings=embeddings))
@@ -375,6 +364,7 @@ class MultimodalEmbedding(_EmbeddingFields):
         """Embed one sound (a path, URL, data: URI, BytesIO, bytes, or ``modalbridge.Audio``)."""
         return self._in_batches("audio", [audio], False)[0]
 
+    @dispatcher.span
     def get_audio_embedding_batch(self, audios: Sequence[MediaType], show_progress: bool = False) -> List[Embedding]:
         """Embed sounds, ``embed_batch_size`` per model call."""
         return self._in_batches("audio", audios, show_progress)
@@ -391,6 +381,7 @@ class MultimodalEmbedding(_EmbeddingFields):
         """Embed one video (a path, URL, data: URI, BytesIO, bytes, or ``modalbridge.Video``)."""
         return self._in_batches("video", [video], False)[0]
 
+    @dispatcher.span
     def get_video_embedding_batch(self, videos: Sequence[MediaType], show_progress: bool = False) -> List[Embedding]:
         """Embed videos, ``embed_batch_size`` per model call."""
         return self._in_batches("video", videos, show_progress)
@@ -405,11 +396,32 @@ class MultimodalEmbedding(_EmbeddingFields):
 
     # -- nodes ---------------------------------------------------------------------------------------
 
+    @dispatcher.span
     def get_node_embedding_batch(self, nodes: Sequence[BaseNode], show_progress: bool = False) -> List[Embedding]:
-        """Embed nodes by what they are (see :func:`node_to_item`): images, audio and video by their media,
-        other nodes by their text. Errors name the node id."""
+        """Embed nodes by what they are (see :func:`node_to_item`): text nodes through LlamaIndex's own
+        :meth:`get_text_embedding_batch` (its batching, embeddings cache, rate limiter and spans), images
+        through :meth:`get_image_embedding_batch`, audio and video through theirs; one core call per batch
+        of each. Vectors come back in node order; errors name the node id."""
         nodes = list(nodes)
-        return self._in_batches("node", nodes, show_progress)
+        items = [node_to_item(node) for node in nodes]  # errors name the node id
+        groups: Dict[str, List[int]] = {}
+        for index, item in enumerate(items):
+            groups.setdefault("text" if isinstance(item, str) else modality_of(item), []).append(index)
+        batches = {
+            "text": self.get_text_embedding_batch,
+            "image": self.get_image_embedding_batch,
+            "audio": self.get_audio_embedding_batch,
+            "video": self.get_video_embedding_batch,
+        }
+        rows: List[Embedding] = [[] for _ in nodes]
+        for kind, indices in groups.items():
+            try:
+                vectors = batches[kind]([items[i] for i in indices], show_progress=show_progress)
+            except (TypeError, ValueError) as exc:
+                raise _node_error(exc, kind, indices, nodes, self.embed_batch_size) from None
+            for index, vector in zip(indices, vectors, strict=True):
+                rows[index] = vector
+        return rows
 
     async def aget_node_embedding_batch(
         self, nodes: Sequence[BaseNode], show_progress: bool = False
@@ -426,6 +438,16 @@ class MultimodalEmbedding(_EmbeddingFields):
 
     async def acall(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
         return await asyncio.to_thread(self.__call__, nodes, **kwargs)
+
+
+def _node_error(exc: Exception, kind: str, indices: List[int], nodes: List[BaseNode], batch_size: int) -> Exception:
+    """An item error from one modality's batch call, renumbered over all the nodes and named by node id.
+    (Text goes through LlamaIndex's own batching, which numbers items within a batch: beyond one batch
+    the position is unknown, so the error is left as the core raised it rather than misnamed.)"""
+    position = getattr(exc, "item_index", None)
+    if position is None or (kind == "text" and len(indices) > batch_size) or position >= len(indices):
+        return exc
+    return renamed_item_error(exc, [_describe_node(node) for node in nodes], offset=indices[position] - position)
 
 
 def _describe_source(source: Any) -> str:
