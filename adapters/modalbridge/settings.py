@@ -574,8 +574,12 @@ def split(kind: ModelKind, model_name_or_path: Any, settings: dict[str, Any], ow
         load = LoadSettings(model_name_or_path, **{k: v for k, v in settings.items() if SETTINGS[k].load})
         run = run_class(**{k: v for k, v in settings.items() if not SETTINGS[k].load})
     except ValidationError as exc:
-        raise ValueError(describe(exc)) from None
+        raise SettingsError(describe(exc)) from None
     return load, run
+
+
+class SettingsError(ValueError):
+    """A setting's value is refused by a core class; the message names the setting and says why."""
 
 
 def describe(error: ValidationError) -> str:
