@@ -3,7 +3,7 @@ outcome each must have. ``tests/test_bad_inputs.py`` runs every row; ``docs/bad-
 table rendered (``python tests/bad_inputs.py > docs/bad-inputs.md``; a test checks they agree).
 
 Each row: the kind of input, the entry point, how it is called, and the outcome: an error of ``error``
-type (``MediaError`` and ``SettingsError`` are ``ValueError``\ s) whose message contains ``message`` (placeholders in braces are the test's own paths), or for
+type whose message contains ``message`` (placeholders in braces are the test's own paths), or for
 ``modalbridge index`` the line the report prints for the file (the command exits 1, every good file
 stored). A message always starts with the item (its index, node, document or URI) and gives the reason.
 """
@@ -297,13 +297,13 @@ def _(c):
 # -- settings ----------------------------------------------------------------------------------------------------
 
 
-@case("truncate_dim=-5", "Embedder(...)", "Embedder(model, truncate_dim=-5)", "SettingsError",
+@case("truncate_dim=-5", "Embedder(...)", "Embedder(model, truncate_dim=-5)", "ValueError",
       "truncate_dim must be a positive integer or None, got -5")
 def _(c):
     return _M().Embedder(c.names["clip"], truncate_dim=-5)
 
 
-@case("truncate_dim=0", "Embedder(...)", "Embedder(model, truncate_dim=0)", "SettingsError",
+@case("truncate_dim=0", "Embedder(...)", "Embedder(model, truncate_dim=0)", "ValueError",
       "truncate_dim must be a positive integer or None, got 0")
 def _(c):
     return _M().Embedder(c.names["clip"], truncate_dim=0)
@@ -315,7 +315,7 @@ def _(c):
     return _M().Embedder(c.names["clip"], truncate_dim=1000).dimension
 
 
-@case("int8 without calibration ranges", "Embedder(...)", 'Embedder(model, precision="int8")', "SettingsError",
+@case("int8 without calibration ranges", "Embedder(...)", 'Embedder(model, precision="int8")', "ValueError",
       "precision='int8' needs quantization_ranges")
 def _(c):
     return _M().Embedder(c.names["clip"], precision="int8")
@@ -327,7 +327,7 @@ def _(c):
     return _M().Embedder(c.names["clip"], normalise=True)
 
 
-@case("fetch byte cap of 0", "Embedder(...)", "Embedder(model, fetch_max_bytes=0)", "SettingsError",
+@case("fetch byte cap of 0", "Embedder(...)", "Embedder(model, fetch_max_bytes=0)", "ValueError",
       "fetch_max_bytes must be an integer in [1, 2**34], got 0")
 def _(c):
     return _M().Embedder(c.names["clip"], fetch_max_bytes=0)
