@@ -96,3 +96,26 @@ def test_the_stream_batches_like_sized_images_and_keeps_results_equal_and_in_ord
     costs = sorted((count(i if isinstance(i, Image) else Image(i)) for i in items), reverse=True)
     # Batches are cut from the window sorted by visual tokens (and run in order of their first item).
     assert sorted(batches, reverse=True) == [costs[i : i + 3] for i in range(0, len(costs), 3)]
+
+
+def test_max_pixels_caps_the_visual_tokens_and_refuses_models_without_a_budget(tiny_qwen3vl_path, tiny_clip_path, image_paths):
+    from modalbridge import Embedder
+
+    from modalbridge.media import decode_image
+
+    photo = Image(image_paths[0])  # 640x422: 2 tokens at the tiny model's own cap (64x64 pixels), 1 at 2048
+    capped = Embedder(tiny_qwen3vl_path, device="cpu", max_pixels=32 * 32 * 2)
+    direct = SentenceTransformer(tiny_qwen3vl_path, device="cpu", processor_kwargs={"max_pixels": 32 * 32 * 2})
+    np.testing.assert_allclose(capped.embed_documents([photo]), direct.encode_document([image_paths[0]]), atol=1e-5)
+    image_processor = capped.model[0].processor.image_processor
+    grid = image_processor(images=[decode_image(photo)], return_tensors="pt")["image_grid_thw"][0]
+    assert visual_token_counter(capped.model)(photo) == int(grid.prod()) // 4 == 1
+    assert visual_token_counter(Embedder(tiny_qwen3vl_path, device="cpu").model)(photo) == 2
+    assert capped.load_settings.key("embedder") != Embedder(tiny_qwen3vl_path, device="cpu").load_settings.key("embedder")
+
+    with pytest.raises(ValueError, match="max_pixels applies to vision-language models .* CLIPImageProcessor"):
+        Embedder(tiny_clip_path, device="cpu", max_pixels=1024).model
+    with pytest.raises(ValueError, match="max_pixels must be at least the model's minimum of 1024 pixels, got 1000"):
+        Embedder(tiny_qwen3vl_path, device="cpu", max_pixels=1000).model
+    with pytest.raises(ValueError, match="max_pixels must be a positive integer or None, got 0"):
+        Embedder(tiny_qwen3vl_path, max_pixels=0)

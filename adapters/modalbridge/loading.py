@@ -73,6 +73,7 @@ def _load(kind: ModelKind, settings: LoadSettings):
         import torch
 
         model_kwargs.setdefault("dtype", getattr(torch, settings.dtype))
+    processor_kwargs = dict(settings.processor_kwargs)
     common = dict(
         # A pool's workers place their own copies; the parent's copy stays on the CPU.
         device="cpu" if settings.uses_pool else resolve_device(settings.device),
@@ -81,7 +82,7 @@ def _load(kind: ModelKind, settings: LoadSettings):
         revision=settings.revision,
         local_files_only=settings.local_files_only,
         model_kwargs=model_kwargs or None,
-        processor_kwargs=dict(settings.processor_kwargs) or None,
+        processor_kwargs=processor_kwargs or None,
         config_kwargs=dict(settings.config_kwargs) or None,
         backend=settings.backend,
     )
@@ -97,12 +98,35 @@ def _load(kind: ModelKind, settings: LoadSettings):
         else:
             from sentence_transformers import CrossEncoder
 
-            return CrossEncoder(settings.model_name_or_path, max_length=settings.max_length, **common)
-        if settings.max_length is not None:
+            model = CrossEncoder(settings.model_name_or_path, max_length=settings.max_length, **common)
+        if settings.max_length is not None and kind != "reranker":
             model.max_seq_length = settings.max_length
-        return model
     except Exception as exc:
         raise ModelLoadError(settings.model_name_or_path, exc) from exc
+    if settings.max_pixels is not None:
+        _set_pixel_budget(model, settings.max_pixels)
+    return model
+
+
+def _set_pixel_budget(model: Any, max_pixels: int) -> None:
+    """Make ``max_pixels`` the image processor's pixel budget (``size["longest_edge"]``, what a Qwen-VL
+    processor reads as ``max_pixels``). A processor without one (CLIP's fixed size) would ignore it, so
+    that is an error, as is a budget below the processor's own minimum."""
+    from modalbridge.batching import pixel_budget
+
+    first = model[0] if hasattr(model, "__getitem__") and len(model) else None
+    image_processor = getattr(getattr(first, "processor", None), "image_processor", None)
+    budget = pixel_budget(image_processor)
+    if budget is None:
+        name = type(image_processor).__name__ if image_processor is not None else "no image processor"
+        raise ValueError(
+            f"max_pixels applies to vision-language models whose image processor has a pixel budget "
+            f"(Qwen2-VL, Qwen2.5-VL, Qwen3-VL); this model has {name}, which would ignore it"
+        )
+    _, min_pixels, _ = budget
+    if max_pixels < min_pixels:
+        raise ValueError(f"max_pixels must be at least the model's minimum of {min_pixels} pixels, got {max_pixels}")
+    image_processor.size = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
 
 
 class ModelLoadError(RuntimeError):

@@ -258,6 +258,18 @@ SETTINGS: dict[str, Setting] = {
         Setting("processor_kwargs", Kwargs, {}, "Keyword arguments for the processor / tokenizer.", BOTH, load=True),
         Setting("config_kwargs", Kwargs, {}, "Keyword arguments for the model config.", BOTH, load=True),
         Setting(
+            "max_pixels",
+            OptionalPositiveInt,
+            None,
+            "Vision-language models with a pixel budget (Qwen2-VL, Qwen2.5-VL, Qwen3-VL): the most pixels an "
+            "image is resized to. Each (patch_size x merge_size)^2 pixels become one visual token (Qwen3-VL: "
+            "32x32, so 1024*1024 pixels = 1,024 tokens), and a batch's memory grows with batch_size x tokens "
+            "per image (see modalbridge.batching). None keeps the model's own (Qwen3-VL: 16,384 tokens).",
+            BOTH,
+            load=True,
+            cli="--max-pixels",
+        ),
+        Setting(
             "cache_folder",
             PathStr | None,
             None,
