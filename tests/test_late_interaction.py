@@ -197,6 +197,10 @@ def test_errors_name_the_record(colqwen, tmp_path):
     report = pages.upsert(["a", "b", "c"], ["some text", Image(missing), Image(_pictures(1)[0])], collect_errors=True)
     assert report.ids == ["a", "c"] and list(report.errors) == [1] and "gone.png" in str(report.errors[1])
     assert pages.collection.get(ids=["a"], include=["documents"])["documents"] == ["some text"]
+    refused = pages.upsert(["m1", "m2"], ["text one", "text two"], metadatas=[{"ok": 1}, {"bad": {"nested": 1}}], collect_errors=True)
+    assert refused.ids == ["m1"] and list(refused.errors) == [1]
+    assert str(refused.errors[1]).startswith("item 1 (id 'm2'): Chroma refused it")
+    assert pages.collection.get(ids=["m2"])["ids"] == []
     with pytest.raises(ValueError, match="ids given twice: 'a'"):
         pages.upsert(["a", "a"], ["x", "y"])
     with pytest.raises(MediaError):
@@ -206,6 +210,23 @@ def test_errors_name_the_record(colqwen, tmp_path):
     LateInteractionCollection.delete_collection(_client(tmp_path / "db"), "pages")
     assert not os.path.exists(store_file)
     assert [c.name for c in _client(tmp_path / "db").list_collections()] == []
+
+
+def test_upsert_stream_takes_a_generator_and_multivector_streams(colqwen, tmp_path):
+    pictures = _pictures(5, seed=9)
+    pages = LateInteractionCollection.create(_client(tmp_path / "db"), "pages", colqwen, first_stage="mean")
+    records = ({"id": f"s{k}", "item": Image(p), "metadata": {"k": k}} for k, p in enumerate(pictures))
+    report = pages.upsert_stream(records)
+    assert report.ids == [f"s{k}" for k in range(5)] and pages.count() == 5 and not report.errors
+    expected = colqwen.embed_documents([Image(p) for p in pictures])
+    for k, matrix in enumerate(expected):
+        np.testing.assert_array_equal(pages.index.store.get([f"s{k}"])[f"s{k}"].matrix, matrix)
+    streamed = list(colqwen.stream(Image(p) for p in pictures))  # the core's streaming path, token matrices out
+    assert [r.index for r in streamed] == list(range(5))
+    for result, matrix in zip(streamed, expected):
+        np.testing.assert_array_equal(result.vector, matrix)
+    with pytest.raises(TypeError, match="record 0: expected a mapping with 'id' and 'item'"):
+        pages.upsert_stream([("s9", "text")])
 
 
 def test_reopens_in_a_fresh_process(colqwen, tiny_colqwen2_path, tmp_path):

@@ -16,7 +16,9 @@ A :class:`MultiVectorEmbedder` is an :class:`~modalbridge.Embedder` over a sente
 ``embed_documents`` / ``embed_queries`` equal ``model.encode_document`` / ``model.encode_query`` (with
 ``convert_to_numpy=True`` and the same settings, per modality: retrieval processors refuse mixed text +
 image batches, so each modality is encoded in its own call), and :meth:`MultiVectorEmbedder.score`
-equals ``model.similarity`` (MaxSim, or MeanMaxSim for models saved with it).
+equals ``model.similarity`` (MaxSim, or MeanMaxSim for models saved with it). ``stream(items)`` (the
+core's streaming path: decoding a few batches ahead, items produced lazily, e.g. PDF pages) yields
+``Embedded(index, vector=matrix, error)`` in input order.
 
 Storing them next to a single-vector store and searching in two stages is in
 :mod:`modalbridge.late_interaction`; the fixed-size first-stage vectors in :mod:`modalbridge.fixed_encoding`.

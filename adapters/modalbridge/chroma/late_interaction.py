@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -82,8 +82,12 @@ class LateInteractionCollection:
     """A Chroma collection searched by late interaction (see the module doc)."""
 
     def __init__(self, collection: Any, index: LateInteractionIndex) -> None:
+        from modalbridge.chroma.writer import ChromaWriter
+
         self.collection = collection
         self.index = index
+        self.writer = ChromaWriter(collection)
+        """Writes in calls under the store's batch limit, retried on transient errors."""
 
     def __repr__(self) -> str:
         return f"LateInteractionCollection({self.collection.name!r}, {self.index.embedder!r}, {self.index.encoding!r})"
@@ -227,7 +231,7 @@ class LateInteractionCollection:
             )
             if prepared.ids:
                 positions = [start + p for p in prepared.positions]
-                self.collection.upsert(
+                records = dict(
                     ids=prepared.ids,
                     embeddings=prepared.vectors,
                     documents=[documents[p] if documents is not None else _default_document(items[p]) for p in positions],
@@ -237,15 +241,44 @@ class LateInteractionCollection:
                         for p, digest in zip(positions, prepared.hashes)
                     ],
                 )
+                if collect_errors:  # records Chroma refuses are reported, the rest stored
+                    refused = self.writer.try_upsert(**records)
+                    _drop_refused(prepared, refused, start)
+                else:
+                    self.writer.upsert(**records)
                 self.index.commit(prepared.ids, prepared.hashes)  # only now: the old versions were in use
             _merge(total, prepared, start)
+        return total
+
+    def upsert_stream(self, records: Iterable[Mapping[str, Any]], *, collect_errors: bool = True) -> PreparedDocuments:
+        """:meth:`upsert` for records produced lazily (a folder walk, the pages of PDFs), 256 at a time, so
+        memory stays flat however many there are. Each record is a mapping with ``"id"`` and ``"item"``,
+        and optionally ``"document"``, ``"uri"``, ``"metadata"``. Returns what was stored (without the
+        first-stage vectors); errors are keyed by the record's position in the stream."""
+        total = PreparedDocuments(ids=[], vectors=np.empty((0, self.index.dimension), np.float32), hashes=[], positions=[])
+        start = 0
+        for chunk in _batched(records, _BATCH):
+            for position, record in enumerate(chunk):
+                if not isinstance(record, Mapping) or "id" not in record or "item" not in record:
+                    raise TypeError(f"record {start + position}: expected a mapping with 'id' and 'item', got {record!r:.80}")
+            part = self.upsert(
+                [r["id"] for r in chunk],
+                [r["item"] for r in chunk],
+                documents=[r.get("document", _default_document(r["item"])) for r in chunk],
+                uris=[r.get("uri", _default_uri(r["item"])) for r in chunk],
+                metadatas=[r.get("metadata") for r in chunk],
+                collect_errors=collect_errors,
+            )
+            part.vectors = part.vectors[:0]  # not kept: a stream may be longer than memory
+            _merge(total, part, start)
+            start += len(chunk)
         return total
 
     def delete(self, ids: Sequence[str]) -> None:
         """Delete records from the collection, then their token matrices."""
         ids = [str(i) for i in ids]
         if ids:
-            self.collection.delete(ids=ids)
+            self.writer.delete(ids)
             self.index.delete(ids)
 
     def count(self) -> int:
@@ -312,6 +345,17 @@ class LateInteractionCollection:
         )
 
 
+def _batched(values: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for value in values:
+        chunk.append(value)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def _default_document(item: Any) -> str | None:
     return item if isinstance(item, str) else None
 
@@ -320,6 +364,25 @@ def _default_uri(item: Any) -> str | None:
     if isinstance(item, MediaItem) and isinstance(item.source, (str, os.PathLike)):
         return os.fspath(item.source)
     return None
+
+
+def _drop_refused(prepared: PreparedDocuments, refused: Mapping[str, str], offset: int) -> None:
+    """Move the records Chroma refused from the prepared ones to the errors (their old versions stay)."""
+    if not refused:
+        return
+    keep = [j for j, record_id in enumerate(prepared.ids) if record_id not in refused]
+    for j, record_id in enumerate(prepared.ids):
+        if record_id in refused:
+            position = prepared.positions[j]
+            error = ValueError(f"item {offset + position} (id {record_id!r}): {refused[record_id]}")
+            error.item_label, error.item_index, error.item_reason = "item", offset + position, refused[record_id]  # type: ignore[attr-defined]
+            prepared.errors[position] = error
+    prepared.ids = [prepared.ids[j] for j in keep]
+    prepared.vectors = prepared.vectors[keep]
+    prepared.hashes = [prepared.hashes[j] for j in keep]
+    prepared.positions = [prepared.positions[j] for j in keep]
+    prepared.embedded = [i for i in prepared.embedded if i not in refused]
+    prepared.unchanged = [i for i in prepared.unchanged if i not in refused]
 
 
 def _merge(total: PreparedDocuments, part: PreparedDocuments, offset: int) -> None:

@@ -923,7 +923,7 @@ def index_late_interaction(
             files.append((path, modality, _file_item(path, modality)))
         except (OSError, ValueError) as exc:
             report.failed.append((path, str(exc)))
-    known = set(pages.collection.get(ids=[p for p, _, _ in files], include=[])["ids"]) if files else set()
+    known = set(pages.writer.get([p for p, _, _ in files], include=[])["ids"]) if files else set()
     bar = _progress(len(files), f"embedding into {pages.collection.name}", progress)
     try:
         for start in range(0, len(files), embedder.encode_settings.batch_size):
