@@ -95,7 +95,9 @@ def test_audio_bytes_decoded_on_cpu_workers_equal_the_core(ray_cluster, audio_pa
     clips = sorted(audio_paths, key=os.path.getsize)[:2]  # the short ones
     # Encoded bytes, as ray.data.read_binary_files gives them (from object storage, say).
     rows = [{"id": str(n), "item": Path(path).read_bytes()} for n, path in enumerate(clips)]
+    rows.append({"id": "noise", "item": b"not audio"})
     out = _by_id(embed_dataset(ray.data.from_items(rows), tiny_clap_path, modality="audio", decode="cpu").take_all())
+    assert out["noise"]["error"].startswith("noise: 9 bytes: cannot decode audio")  # named by its id
     direct = Embedder(tiny_clap_path).embed_documents([Audio(path) for path in clips])
     for n, vector in enumerate(direct):
         assert out[str(n)]["error"] == ""

@@ -23,6 +23,8 @@ How rows become items (one rule, as everywhere in modalbridge: a ``str`` is text
   holds: ``"text"`` (a str), or ``"image"`` / ``"audio"`` / ``"video"``: a path or URL (fetched only with
   ``allow_fetch=True``), encoded bytes, or for images an (H, W, C) array (what ``ray.data.read_images``
   gives). Already-tagged items (:class:`~modalbridge.Image`, ...) pass through.
+* An error names its row: by the item when it is a path or URL, else by the row's ``path`` column
+  (what ``read_binary_files(include_paths=True)`` adds) or ``id`` column.
 * The result keeps every input row and column, in the rows' order within a batch, and adds
   ``embedding`` (a float32 vector; NaN for a row that failed) and ``error`` (``""``, or the reason
   naming the item). Both keep one Arrow type in every block. One bad file never fails the job: its row
@@ -85,6 +87,8 @@ ERROR_COLUMN = "error"
 DECODED_COLUMN = "_modalbridge_decoded"
 """Where :class:`DecodeColumn` leaves decoded items for :class:`EmbedColumn` (dropped from its output)."""
 MODALITIES = ("text", "image", "audio", "video")
+NAME_COLUMNS = ("path", "id")
+"""Columns that name a row in its error when its item is not a path (bytes, an array), first found wins."""
 DECODE_CALLS_PER_WORKER = 200
 DECODE_CHOICES = ("auto", "cpu", "actor")
 
@@ -112,6 +116,14 @@ class _Columns:
                 f"{self.modality_column!r} column (the batch has {', '.join(batch)})"
             )
         return list(batch[self.modality_column])
+
+    def names(self, batch: dict[str, np.ndarray], rows: int) -> list[Any]:
+        """What names each row in an error when its item is not a path or URL (bytes, an array): the
+        first of the ``path`` and ``id`` columns the batch has (``read_binary_files`` gives ``path``)."""
+        for name in NAME_COLUMNS:
+            if name in batch and name != self.column:
+                return [str(value) for value in batch[name]]
+        return [None] * rows
 
     def errors(self, batch: dict[str, np.ndarray], rows: int) -> np.ndarray:
         """The incoming error column (rows an earlier stage already failed: a non-empty str), else ``""``."""
@@ -145,15 +157,16 @@ def row_item(value: Any, modality: Any) -> Any:
     return as_media(modality, value)
 
 
-def _row_error(value: Any, modality: Any, error: BaseException) -> str:
-    """The reason a row failed, naming the row's item (its path or URI, a text's start)."""
+def _row_error(value: Any, modality: Any, error: BaseException, row_name: str | None = None) -> str:
+    """The reason a row failed, naming the row: by its path or URI (a str item), else by its ``path``
+    or ``id`` column; a text by its start."""
     reason = getattr(error, "item_reason", None) or str(error)
     if isinstance(value, str):
         name = repr(value[:60] + ("..." if len(value) > 60 else "")) if modality == "text" else value
-    elif isinstance(value, (MediaItem, Combined)):
-        name = f"{type(value).__name__}({value.describe()})"
+    elif row_name is not None:
+        name = row_name
     else:
-        name = f"a {type(value).__name__}"
+        return reason  # the reason describes the source itself ("19 bytes: cannot decode image ...")
     return reason if reason.startswith(name) or f"({name})" in reason else f"{name}: {reason}"
 
 
@@ -193,6 +206,7 @@ class DecodeColumn:
         rows = _rows(batch, columns.column)
         modalities = columns.modalities(batch, rows)
         errors = columns.errors(batch, rows)
+        names = columns.names(batch, rows)
         decoded = np.empty(rows, dtype=object)
         for index, (value, modality) in enumerate(zip(batch[columns.column], modalities)):
             if errors[index]:
@@ -200,7 +214,7 @@ class DecodeColumn:
             try:
                 decoded[index] = self._decode(row_item(value, modality))
             except (TypeError, ValueError) as exc:  # MediaError is a ValueError
-                errors[index] = _row_error(value, modality, exc)
+                errors[index] = _row_error(value, modality, exc, names[index])
         # Pickled by this stage for the next one (Arrow has no column type for tagged items); protocol 4
         # unpickles arrays as writable copies, which the model's processor wants.
         packed = np.array([b"" if item is None else pickle.dumps(item, protocol=4) for item in decoded], dtype=object)
@@ -253,6 +267,7 @@ class EmbedColumn:
         rows = _rows(batch, columns.column)
         modalities = columns.modalities(batch, rows)
         errors = columns.errors(batch, rows)
+        names = columns.names(batch, rows)
         decoded = batch.get(DECODED_COLUMN)  # pickled items from DecodeColumn (written by this module)
         positions, items = [], []
         for index, (value, modality) in enumerate(zip(batch[columns.column], modalities)):
@@ -262,7 +277,7 @@ class EmbedColumn:
                 items.append(pickle.loads(decoded[index]) if decoded is not None else row_item(value, modality))
                 positions.append(index)
             except (TypeError, ValueError) as exc:
-                errors[index] = _row_error(value, modality, exc)
+                errors[index] = _row_error(value, modality, exc, names[index])
         embedded, failed = self.embedder.try_embed_documents(items)
         width = len(next(iter(embedded.values()))) if embedded else self.embedder.dimension
         # One fixed-shape float32 tensor column (Arrow-native in every block); failed rows are NaN,
@@ -271,7 +286,7 @@ class EmbedColumn:
         for position, index in enumerate(positions):
             if position in failed:
                 value = batch[columns.column][index]
-                errors[index] = _row_error(value, modalities[index], failed[position])
+                errors[index] = _row_error(value, modalities[index], failed[position], names[index])
             else:
                 vectors[index] = embedded[position]
         out = {name: values for name, values in batch.items() if name != DECODED_COLUMN}
