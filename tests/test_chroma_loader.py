@@ -46,11 +46,11 @@ def test_audio_loads_as_a_tagged_waveform_at_its_own_rate(audio_paths):
     np.testing.assert_array_equal(loaded.source, waveform)
 
 
-def test_video_loads_as_frames_or_as_a_reference(video_path):
-    (loaded,) = MultimodalDataLoader()([video_path])
+def test_video_loads_as_a_reference_or_as_frames_when_asked(video_path):
+    assert MultimodalDataLoader()([video_path]) == [Video(video_path)]  # never decoded whole unless asked
+    (loaded,) = MultimodalDataLoader(decode_video=True)([video_path])
     assert isinstance(loaded, Video) and loaded.fps == 4.0
     assert loaded.source.shape == (8, 32, 32, 3) and loaded.source.dtype == np.uint8
-    assert MultimodalDataLoader(decode_video=False)([video_path]) == [Video(video_path)]
 
 
 def test_records_without_uri_load_as_none(image_paths):
@@ -93,7 +93,7 @@ def test_loaded_media_embed_like_the_files(tiny_clap_path, tiny_qwen3vl_path, sh
     qwen = MultimodalEmbeddingFunction(tiny_qwen3vl_path)
     uris = [image_paths[0], video_path]
     expected = Embedder(tiny_qwen3vl_path).embed_queries([Image(image_paths[0]), Video(video_path)])
-    for loader in (MultimodalDataLoader(), MultimodalDataLoader(decode_video=False)):
+    for loader in (MultimodalDataLoader(), MultimodalDataLoader(decode_video=True)):
         np.testing.assert_allclose(np.stack(qwen.embed_query(loader(uris))), expected, atol=1e-6)
 
 

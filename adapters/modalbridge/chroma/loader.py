@@ -36,9 +36,11 @@ class MultimodalDataLoader:
       ``add(images=...)`` and Chroma's ``ImageLoader`` use;
     * audio -> ``Audio(waveform, sampling_rate=rate)``: mono float32 at the file's own rate (the
       embedding function resamples to the model's rate);
-    * video -> ``Video(frames, fps=fps)`` with all (T, H, W, 3) uint8 frames; with ``decode_video=False``
-      the tag ``Video(uri)`` itself (the model's processor then decodes only the frames it samples, which
-      saves memory on long videos; an unreadable file is then reported when it is embedded).
+    * video -> the tag ``Video(uri)`` itself: a video is never decoded whole unless asked, since a
+      40 s clip is ~1,200 frames (~800 MB at 640x360) while a model uses a few of them (the model's
+      processor, or ``video_frames`` on image models, decodes only the frames it samples; an unreadable
+      file is then reported when it is embedded). With ``decode_video=True``: ``Video(frames, fps=fps)``
+      with all (T, H, W, 3) uint8 frames.
 
     ``None`` URIs (records added without one) load as ``None``. An unreadable or missing URI raises
     :class:`~modalbridge.MediaError` naming it. ``include=["data"]`` returns these same values.
@@ -50,7 +52,7 @@ class MultimodalDataLoader:
         *,
         max_workers: int = 8,
         allow_fetch: bool = False,
-        decode_video: bool = True,
+        decode_video: bool = False,
         fetch_policy: FetchPolicy | None = None,
     ) -> None:
         if modality not in (None, "image", "audio", "video"):

@@ -109,15 +109,80 @@ def decode_video(item: Video, allow_fetch: bool = False, in_pair: bool = False, 
     return {"video": {"array": frames, "video_metadata": _metadata(len(frames), fps)}}
 
 
+def sample_indices(total: int, num_frames: int) -> list[int]:
+    """The ``num_frames`` evenly spaced frame indices of a ``total``-frame video (first and last included)."""
+    return np.linspace(0, total - 1, num=min(num_frames, total)).round().astype(int).tolist()
+
+
 def sample_video_frames(item: Video, num_frames: int, allow_fetch: bool = False, fetch_policy: Any = None) -> list[Any]:
     """``num_frames`` evenly spaced frames (uint8 HWC arrays), for image-only models that embed a video
-    as the mean of its frames."""
+    as the mean of its frames. Files are not decoded whole: only the sampled frames are converted and
+    kept, and the decoder seeks to the keyframe before each one (see :func:`_pyav_sample`), so time and
+    memory follow the number of frames asked for, not the length of the video."""
     if _is_frames(item.source):
         frames = _frames_array(item)
-    else:
-        frames, _ = _pyav_decode(_read_source(item, allow_fetch, fetch_policy), item.describe())
-    indices = np.linspace(0, len(frames) - 1, num=min(num_frames, len(frames))).round().astype(int)
-    return [np.ascontiguousarray(frames[i]) for i in indices]
+        return [np.ascontiguousarray(frames[i]) for i in sample_indices(len(frames), num_frames)]
+    return _pyav_sample(_read_source(item, allow_fetch, fetch_policy), item.describe(), num_frames)
+
+
+def _pyav_sample(data: str | bytes, describe: str, num_frames: int) -> list[np.ndarray]:
+    """The frames :func:`sample_indices` picks, equal to the same frames of a full :func:`_pyav_decode`.
+
+    The packets are read first without decoding (cheap): their presentation timestamps give the frame
+    count and each frame's timestamp, their keyframe flags where decoding may restart. Each sampled frame
+    is then decoded from the last keyframe before it (or onwards from the previous sample when no
+    keyframe lies between them) and only it is converted to RGB."""
+    try:
+        import av
+    except ImportError as exc:
+        raise MediaError("decoding video needs PyAV or torchcodec: pip install 'modalbridge[video]'") from exc
+    try:
+        with av.open(BytesIO(data) if isinstance(data, bytes) else data) as container:
+            stream = container.streams.video[0]
+            packets = [(p.pts, p.is_keyframe) for p in container.demux(stream) if p.size]
+            if any(pts is None for pts, _ in packets):  # no timestamps to seek by: decode in one pass
+                return _sample_in_one_pass(container, stream, num_frames, describe)
+            timestamps = sorted(pts for pts, _ in packets)
+            if len(timestamps) < MIN_VIDEO_FRAMES:
+                raise MediaError(f"{describe}: a video needs at least {MIN_VIDEO_FRAMES} frames, got {len(timestamps)}")
+            keyframes = sorted(pts for pts, key in packets if key)
+            wanted = [timestamps[i] for i in sample_indices(len(timestamps), num_frames)]
+            converted: dict[int, np.ndarray] = {}
+            decoder, position = None, None
+            for target in sorted(set(wanted)):
+                if decoder is None or any(position < key <= target for key in keyframes):
+                    container.seek(target, stream=stream, backward=True, any_frame=False)  # flushes the decoder
+                    decoder = container.decode(stream)
+                frame = None
+                for frame in decoder:
+                    position = frame.pts
+                    if frame.pts is None or frame.pts >= target:
+                        break
+                if frame is None or frame.pts != target:  # a stream that does not seek exactly
+                    container.seek(0, stream=stream, backward=True, any_frame=False)
+                    return _sample_in_one_pass(container, stream, num_frames, describe)
+                converted[target] = frame.to_ndarray(format="rgb24")
+    except MediaError:
+        raise
+    except Exception as exc:
+        raise MediaError(f"{describe}: cannot decode video ({exc})") from None
+    return [converted[pts] for pts in wanted]
+
+
+def _sample_in_one_pass(container: Any, stream: Any, num_frames: int, describe: str) -> list[np.ndarray]:
+    """Count the frames by decoding (nothing kept), then decode again converting only the sampled ones."""
+    total = sum(1 for _ in container.decode(stream))
+    if total < MIN_VIDEO_FRAMES:
+        raise MediaError(f"{describe}: a video needs at least {MIN_VIDEO_FRAMES} frames, got {total}")
+    container.seek(0, stream=stream, backward=True, any_frame=False)
+    wanted = sample_indices(total, num_frames)
+    picked = {}
+    for index, frame in enumerate(container.decode(stream)):
+        if index in wanted:
+            picked[index] = frame.to_ndarray(format="rgb24")
+        if index >= wanted[-1]:
+            break
+    return [picked[i] for i in wanted]
 
 
 def read_video(item: Video, allow_fetch: bool = False, fetch_policy: Any = None) -> tuple[np.ndarray, float | None]:
