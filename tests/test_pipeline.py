@@ -152,3 +152,27 @@ def test_peak_memory_does_not_grow_with_the_number_of_items(tiny_clip_path, imag
     assert out.returncode == 0, out.stderr[-2000:]
     small, large = json.loads(out.stdout.strip().splitlines()[-1])
     assert large <= small * 1.10, f"peak RSS {small / 1024:.0f} MB for 60 images, {large / 1024:.0f} MB for 240"
+
+
+def test_reduced_jpeg_decode_is_opt_in_and_keeps_the_processor_size(tiny_clip_path, clip_model, image_paths, tmp_path):
+    from PIL import Image as PILImageModule
+
+    from modalbridge.inputs import reduced_decode_edge
+    from modalbridge.media import decode_image
+
+    edge = reduced_decode_edge(clip_model)
+    assert edge == clip_model[0].processor.image_processor.size["shortest_edge"] == 32
+    full = decode_image(Image(image_paths[0]))
+    small = decode_image(Image(image_paths[0]), jpeg_min_edge=edge)
+    assert min(small.size) >= edge and small.size[0] <= full.size[0] // 8 + 1  # 1/8 of 640x480 still >= 32
+    png = tmp_path / "photo.png"
+    full.save(png)
+    assert decode_image(Image(str(png)), jpeg_min_edge=edge).size == full.size  # only JPEGs are scaled
+
+    items = [Image(p) for p in image_paths]
+    exact = Embedder(tiny_clip_path).embed_documents(items)
+    np.testing.assert_allclose(exact, clip_model.encode_document([load_image(p) for p in image_paths]), atol=ATOL)
+    reduced = Embedder(tiny_clip_path, reduced_jpeg_decode=True).embed_documents(items)
+    expected = clip_model.encode_document([decode_image(Image(p), jpeg_min_edge=edge) for p in image_paths])
+    np.testing.assert_allclose(reduced, expected, atol=ATOL)
+    assert not np.allclose(reduced, exact, atol=1e-4)

@@ -161,13 +161,39 @@ def random_crop_length(model: Any) -> int | None:
     return None
 
 
-class Preparer:
-    """Turns validated items into sentence-transformers inputs for one model."""
+def reduced_decode_edge(model: Any) -> int | None:
+    """The smallest image side the model's image processor resizes to (CLIP's ``shortest_edge``, or the
+    larger of a fixed ``height``/``width``), or ``None`` when its sizes depend on the image (Qwen-VL's
+    pixel budgets) or it does not resize: then reduced-size decoding does not apply."""
+    for candidate in _feature_extractors(model):
+        image_processor = getattr(candidate, "image_processor", candidate)
+        size = getattr(image_processor, "size", None)
+        if not getattr(image_processor, "do_resize", False) or not size:
+            continue
+        size = dict(size)
+        if size.get("shortest_edge"):
+            return int(size["shortest_edge"])
+        if size.get("height") and size.get("width"):
+            return int(max(size["height"], size["width"]))
+    return None
 
-    def __init__(self, model: Any, allow_fetch: bool = False, max_workers: int = 8, fetch_policy: Any = None) -> None:
+
+class Preparer:
+    """Turns validated items into sentence-transformers inputs for one model. ``jpeg_min_edge``: decode
+    JPEGs at reduced size (see :func:`modalbridge.media.decode_image`; :func:`reduced_decode_edge`)."""
+
+    def __init__(
+        self,
+        model: Any,
+        allow_fetch: bool = False,
+        max_workers: int = 8,
+        fetch_policy: Any = None,
+        jpeg_min_edge: int | None = None,
+    ) -> None:
         self.model = model
         self.allow_fetch = allow_fetch
         self.fetch_policy = fetch_policy
+        self.jpeg_min_edge = jpeg_min_edge
         self.max_workers = max_workers
         self._sampling_rate: int | None = None
         self._crop_length = random_crop_length(model)
@@ -180,7 +206,7 @@ class Preparer:
 
     def media(self, item: MediaItem, in_pair: bool = False) -> Any:
         if isinstance(item, Image):
-            return decode_image(item, self.allow_fetch, self.fetch_policy)
+            return decode_image(item, self.allow_fetch, self.fetch_policy, self.jpeg_min_edge)
         if isinstance(item, Audio):
             waveform = decode_audio(item, self.sampling_rate, self.allow_fetch, self.fetch_policy)[: self._crop_length]
             return {"array": waveform, "sampling_rate": self.sampling_rate}

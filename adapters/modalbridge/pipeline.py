@@ -183,7 +183,7 @@ class StreamingEmbedding:
     def __init__(
         self, embedder: "Embedder", role: str, raise_errors: bool = False, validated: list | None = None
     ) -> None:
-        from modalbridge.inputs import Preparer, is_supported, model_modalities
+        from modalbridge.inputs import Preparer, is_supported, model_modalities, reduced_decode_edge
 
         self.embedder = embedder
         self.settings = embedder.encode_settings
@@ -197,7 +197,8 @@ class StreamingEmbedding:
         self.normalizes = embedder.normalizes if self.as_frames else False
         workers = self.settings.decode_workers
         self.fetch_policy = self.settings.fetch_policy()
-        self.preparer = Preparer(self.model, self.settings.allow_fetch, workers, self.fetch_policy)
+        jpeg_min_edge = reduced_decode_edge(self.model) if self.settings.reduced_jpeg_decode else None
+        self.preparer = Preparer(self.model, self.settings.allow_fetch, workers, self.fetch_policy, jpeg_min_edge)
         self.calls = _ModelCalls(embedder, self.model, role)
         self.workers = workers
         self.batch_size = self.settings.batch_size

@@ -386,6 +386,16 @@ SETTINGS: dict[str, Setting] = {
             cli="--decode-workers",
         ),
         Setting(
+            "reduced_jpeg_decode",
+            Bool,
+            False,
+            "Decode JPEGs at 1/2, 1/4 or 1/8 size (the decoder's DCT scaling) when the model's processor "
+            "shrinks them to a fixed size anyway: several times less decoding work, approximate vectors "
+            "(README: cosine to the exact path on real photos). Off: exactly what sentence-transformers gives.",
+            EMBEDDER,
+            cli="--reduced-jpeg-decode",
+        ),
+        Setting(
             "image_decode",
             Annotated[Str, one_of(("cpu", "gpu", "auto"))],
             "cpu",

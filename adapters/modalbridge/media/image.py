@@ -36,9 +36,13 @@ def to_rgb(image: Any) -> Any:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def decode_image(item: Image, allow_fetch: bool = False, fetch_policy: Any = None) -> Any:
+def decode_image(item: Image, allow_fetch: bool = False, fetch_policy: Any = None, jpeg_min_edge: int | None = None) -> Any:
     """A PIL image (RGB, EXIF-oriented) from any :class:`Image` source; arrays and tensors pass through
-    once checked (numbers, 1/3/4 channels, non-empty, finite)."""
+    once checked (numbers, 1/3/4 channels, non-empty, finite).
+
+    ``jpeg_min_edge`` (opt-in, approximate): a JPEG is decoded at 1/2, 1/4 or 1/8 of its size by the
+    decoder's DCT scaling (Pillow's ``draft``), as small as keeps both sides at least this many pixels;
+    for processors that shrink images to that size anyway. Other formats decode exactly."""
     source = item.source
     try:
         from PIL import Image as PILImageModule
@@ -55,6 +59,8 @@ def decode_image(item: Image, allow_fetch: bool = False, fetch_policy: Any = Non
     data = _read_source(item, allow_fetch, fetch_policy)
     try:
         image = PILImageModule.open(BytesIO(data) if isinstance(data, bytes) else data)
+        if jpeg_min_edge and image.format == "JPEG":
+            image.draft("RGB", (jpeg_min_edge, jpeg_min_edge))
         image = ImageOps.exif_transpose(image)
         return to_rgb(image)
     except Exception as exc:
