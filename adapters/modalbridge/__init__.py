@@ -5,7 +5,7 @@ The core, shared by every adapter::
     from modalbridge import Embedder, Reranker, Image, Audio, Video, Combined
 
     embedder = Embedder("sentence-transformers/clip-ViT-B-32")
-    vectors = embedder.embed_documents(["a cat", Image("cat.jpg")])
+    vectors = embedder.embed_documents(["a cat", Image("cat.jpg"), PdfPage("report.pdf", page=2)])
 
 Adapters live in their own modules and need their framework's extra:
 ``modalbridge.chroma`` (``[chroma]``), ``modalbridge.langchain`` (``[langchain]``),
@@ -13,7 +13,7 @@ Adapters live in their own modules and need their framework's extra:
 """
 
 from modalbridge.embedder import EncodeSettings, Embedder, calibration_ranges
-from modalbridge.items import Audio, Combined, Image, MediaItem, Video, modality_of
+from modalbridge.items import Audio, Combined, Image, MediaItem, PdfPage, Video, modality_of
 from modalbridge.loading import LoadSettings, ModelLoadError, clear_model_cache, resolve_device
 from modalbridge.media import MediaError
 from modalbridge.pipeline import Embedded
@@ -32,6 +32,7 @@ __all__ = [
     "MediaError",
     "MediaItem",
     "ModelLoadError",
+    "PdfPage",
     "RankedItem",
     "Reranker",
     "RerankSettings",

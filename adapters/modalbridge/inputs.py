@@ -29,7 +29,7 @@ from modalbridge.items import (
     item_error,
     modality_of,
 )
-from modalbridge.media import MediaError, decode_audio, decode_image, decode_video, map_parallel
+from modalbridge.media import MediaError, PageResolution, decode_audio, decode_image, decode_video, map_parallel
 
 CONTENT_MODALITIES = ("text", "image", "audio", "video")
 
@@ -178,6 +178,51 @@ def reduced_decode_edge(model: Any) -> int | None:
     return None
 
 
+def _size_value(size: Any, name: str) -> int | None:
+    value = size.get(name) if isinstance(size, dict) else getattr(size, name, None)
+    return int(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+def page_resolution(model: Any, dpi: float | None = None) -> PageResolution:
+    """How large to render PDF pages for this model: ``dpi`` when given, else from its image processor.
+
+    * Qwen-VL-like processors (a ``merge_size``; ``size`` holds pixel counts): about ``max_pixels``
+      pixels in all (``size["longest_edge"]``, or a ``max_pixels`` attribute);
+    * CLIP-like processors (resize the shorter side, then crop): the shorter side at ``size["shortest_edge"]``;
+    * processors that resize to a fixed ``height`` x ``width``: the shorter side at the larger of the two;
+    * processors that bound the longer side: the longer side at ``size["longest_edge"]``;
+    * anything else: :data:`~modalbridge.media.DEFAULT_PDF_DPI`.
+
+    So a page is rendered about as large as the model will look at it: no sharper (wasted rendering and
+    memory), no blurrier (an upscaled page)."""
+    if dpi is not None:
+        return PageResolution(dpi=float(dpi))
+    first = model[0] if hasattr(model, "__getitem__") else model
+    processor = getattr(first, "processor", None)
+    image_processor = getattr(processor, "image_processor", None) or processor
+    if image_processor is None:
+        return PageResolution()
+    size = getattr(image_processor, "size", None) or {}
+    max_pixels = getattr(image_processor, "max_pixels", None)
+    if getattr(image_processor, "merge_size", None) is not None:
+        max_pixels = max_pixels or _size_value(size, "longest_edge")
+        if max_pixels:
+            return PageResolution(max_pixels=int(max_pixels))
+    shortest = _size_value(size, "shortest_edge")
+    if shortest:
+        return PageResolution(shortest_edge=shortest)
+    height, width = _size_value(size, "height"), _size_value(size, "width")
+    if height and width:
+        return PageResolution(shortest_edge=max(height, width))
+    longest = _size_value(size, "longest_edge")
+    if longest:
+        return PageResolution(longest_edge=longest)
+    return PageResolution()
+
+
+class Preparer:
+    """Turns validated items into sentence-transformers inputs for one model."""
+
 class Preparer:
     """Turns validated items into sentence-transformers inputs for one model. ``jpeg_min_edge``: decode
     JPEGs at reduced size (see :func:`modalbridge.media.decode_image`; :func:`reduced_decode_edge`)."""
@@ -189,14 +234,25 @@ class Preparer:
         max_workers: int = 8,
         fetch_policy: Any = None,
         jpeg_min_edge: int | None = None,
+        *,
+        pdf_dpi: float | None = None,
     ) -> None:
         self.model = model
         self.allow_fetch = allow_fetch
         self.fetch_policy = fetch_policy
         self.jpeg_min_edge = jpeg_min_edge
         self.max_workers = max_workers
+        self.pdf_dpi = pdf_dpi
         self._sampling_rate: int | None = None
+        self._page_resolution: PageResolution | None = None
         self._crop_length = random_crop_length(model)
+
+    @property
+    def page_resolution(self) -> PageResolution:
+        """How PDF pages are rendered for this model (see :func:`page_resolution`)."""
+        if self._page_resolution is None:
+            self._page_resolution = page_resolution(self.model, self.pdf_dpi)
+        return self._page_resolution
 
     @property
     def sampling_rate(self) -> int:
@@ -206,7 +262,7 @@ class Preparer:
 
     def media(self, item: MediaItem, in_pair: bool = False) -> Any:
         if isinstance(item, Image):
-            return decode_image(item, self.allow_fetch, self.fetch_policy, self.jpeg_min_edge)
+            return decode_image(item, self.allow_fetch, self.fetch_policy, self.jpeg_min_edge, self.page_resolution)
         if isinstance(item, Audio):
             waveform = decode_audio(item, self.sampling_rate, self.allow_fetch, self.fetch_policy)[: self._crop_length]
             return {"array": waveform, "sampling_rate": self.sampling_rate}

@@ -16,6 +16,8 @@ could be more than one thing (a path, bytes, a numpy array, a URL) is tagged by 
         Audio(waveform, sampling_rate=44_100),   # a waveform needs its rate
         Video("clips/walk.mp4"),                 # decoded by the model's video processor
         Video(frames, fps=4),                    # (T, H, W, 3) uint8 frames
+        PdfPage("report.pdf", page=3),           # one PDF page, rendered to an image for the model
+        Image("report.pdf#page=3"),              # the same page, by the PDF open-parameter convention
         Combined(text="a cat", image=pil_image), # one item made of several modalities
     ]
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -104,9 +107,70 @@ class MediaItem:
 @dataclass(frozen=True)
 class Image(MediaItem):
     """An image: a PIL image, an (H, W, C) / (C, H, W) array or tensor, a file path, encoded bytes or a
-    ``BytesIO``, a ``data:image/...;base64,`` URI, or an http(s) URL (fetched only when allowed)."""
+    ``BytesIO``, a ``data:image/...;base64,`` URI, an http(s) URL (fetched only when allowed), or one page
+    of a PDF file as ``"file.pdf#page=N"`` (1-based; see :class:`PdfPage`)."""
 
     modality: ClassVar[str] = "image"
+
+
+PAGE_URI = re.compile(r"^(?P<path>.+\.pdf)#page=(?P<page>[0-9]+)$", re.IGNORECASE)
+"""``file.pdf#page=N``: one page of a PDF (1-based), the PDF open-parameter convention."""
+
+
+def parse_page_uri(uri: Any) -> tuple[str, int] | None:
+    """``("file.pdf", 3)`` for ``"file.pdf#page=3"``, else ``None`` (any other string, or not a str)."""
+    if not isinstance(uri, str):
+        return None
+    match = PAGE_URI.match(uri)
+    return (match["path"], int(match["page"])) if match else None
+
+
+def page_uri(path: str | os.PathLike, page: int) -> str:
+    """``"file.pdf#page=3"``: the address of one page (1-based)."""
+    return f"{os.fspath(path)}#page={int(page)}"
+
+
+@dataclass(frozen=True)
+class PdfPage(Image):
+    """One page of a PDF file (``page`` is 1-based), an image to the model: it is rendered with
+    pypdfium2 (extra ``[pdf]``) at a resolution chosen for the model's processor (or ``pdf_dpi``) when it
+    is embedded or scored, never before. ``Image("file.pdf#page=3")`` is the same page, and
+    :func:`modalbridge.media.pdf_pages` yields every page of a file lazily::
+
+        from modalbridge import Embedder, PdfPage
+        from modalbridge.media import pdf_pages
+
+        vectors = embedder.embed_documents([PdfPage("report.pdf", page=1), *pdf_pages("slides.pdf")])
+    """
+
+    page: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.source, (str, bytes, bytearray, BytesIO)):
+            raise TypeError(f"PdfPage: the source must be a path (or PDF bytes), got {_describe_source(self.source)}")
+        if isinstance(self.page, bool) or not isinstance(self.page, (int, np.integer)) or self.page < 1:
+            raise ValueError(f"PdfPage({self.describe_file()}): page must be a whole number from 1, got {self.page!r}")
+        object.__setattr__(self, "page", int(self.page))
+
+    @classmethod
+    def from_uri(cls, uri: str) -> "PdfPage":
+        """``PdfPage.from_uri("file.pdf#page=3")``; raises ``ValueError`` for anything else."""
+        parsed = parse_page_uri(uri)
+        if parsed is None:
+            raise ValueError(f"{uri!r} is not a PDF page address (file.pdf#page=N, N from 1)")
+        return cls(parsed[0], page=parsed[1])
+
+    @property
+    def uri(self) -> str:
+        """``"file.pdf#page=3"`` (for a path source)."""
+        return page_uri(self.describe_file(), self.page)
+
+    def describe_file(self) -> str:
+        return _describe_source(self.source)
+
+    def describe(self) -> str:
+        return f"{self.describe_file()}#page={self.page}"
 
 
 @dataclass(frozen=True)

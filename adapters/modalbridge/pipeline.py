@@ -49,13 +49,16 @@ import numpy as np
 
 from modalbridge.inputs import check_finite_rows
 from modalbridge.items import item_error
-from modalbridge.media import MediaError
+from modalbridge.media import MediaError, is_pdf_page
 
 if TYPE_CHECKING:  # pragma: no cover
     from modalbridge.embedder import Embedder
 
 WINDOW_BATCHES = 8
 """Items are read from the input this many batches at a time (grouped by modality, text sorted by length)."""
+
+PDF_PAGES = "pdf pages"
+"""The batch group of PDF pages beside device-decoded images (``image_decode="gpu"``)."""
 
 PREFETCH_BATCHES = 2
 """Batches decoded and preprocessed ahead of the one on the model: what bounds memory."""
@@ -198,7 +201,9 @@ class StreamingEmbedding:
         workers = self.settings.decode_workers
         self.fetch_policy = self.settings.fetch_policy()
         jpeg_min_edge = reduced_decode_edge(self.model) if self.settings.reduced_jpeg_decode else None
-        self.preparer = Preparer(self.model, self.settings.allow_fetch, workers, self.fetch_policy, jpeg_min_edge)
+        self.preparer = Preparer(
+            self.model, self.settings.allow_fetch, workers, self.fetch_policy, jpeg_min_edge, pdf_dpi=self.settings.pdf_dpi
+        )
         self.calls = _ModelCalls(embedder, self.model, role)
         self.workers = workers
         self.batch_size = self.settings.batch_size
@@ -287,6 +292,8 @@ class StreamingEmbedding:
                     if count >= size:
                         break
                     continue
+            if modality == "image" and self.on_device is not None and is_pdf_page(item):
+                modality = PDF_PAGES  # rendered on the CPU anyway: the exact path, not the device's JPEG decoder
             groups.setdefault(modality, []).append((index, item))
             if count >= size:
                 break

@@ -91,7 +91,7 @@ class Reranker:
             return np.empty((0,), dtype=np.float32)
 
         settings = self.rerank_settings
-        preparer = Preparer(model, settings.allow_fetch, settings.decode_workers, settings.fetch_policy())
+        preparer = Preparer(model, settings.allow_fetch, settings.decode_workers, settings.fetch_policy(), pdf_dpi=settings.pdf_dpi)
         prepared_query = None
         groups: dict[Any, list[int]] = {}
         for index, modality in enumerate(document_modalities):

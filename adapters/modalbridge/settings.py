@@ -48,6 +48,7 @@ from pydantic import (
 from typing_extensions import Annotated
 
 from modalbridge.media.fetch import FETCH_MAX_BYTES, FETCH_TIMEOUT_S, check_fetch_settings
+from modalbridge.media.pdf import check_pdf_dpi
 
 ModelKind = Literal["embedder", "reranker", "multivector"]
 DTYPES = ("float32", "float16", "bfloat16")
@@ -405,6 +406,17 @@ SETTINGS: dict[str, Setting] = {
             EMBEDDER,
             stored=False,  # this machine's hardware; vectors agree with the exact path (see device_images)
             cli="--image-decode",
+        ),
+        Setting(
+            "pdf_dpi",
+            Annotated[Float | None, _checked_by(check_pdf_dpi)],
+            None,
+            "Render PDF pages at this many dots per inch (10 to 1200). None renders each page about as large as "
+            "the model looks at it, from its image processor: CLIP-like, the shorter side at its resize size; "
+            "Qwen-VL-like, about max_pixels (see modalbridge.inputs.page_resolution).",
+            EMBEDDER | RERANKER,
+            cli="--pdf-dpi",
+            cli_doc="render PDF pages at this many dots per inch (default: the resolution the model looks at)",
         ),
         # -- fetching bounds (modalbridge.media.fetch): this process's choice, never stored ------------
         Setting(

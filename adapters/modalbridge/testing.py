@@ -18,6 +18,7 @@ sentence-transformers' own load/save for the Qwen3-VL models) and returns ``str(
 
     video = testing.make_test_video(tmp / "clip.mp4")                      # 8 frames, 32x32, 4 fps
     tone = testing.make_test_tone(3.0, 16_000, 440.0)                      # float32 waveform
+    pdf = testing.make_test_pdf(tmp / "doc.pdf")                           # 3 pages, mixed sizes, one rotated
 
 The weights are random, so embeddings carry no meaning: use these models for shapes, plumbing,
 modality handling and determinism, and ``minilm_path()`` where real text semantics matter.
@@ -54,6 +55,10 @@ __all__ = [
     "make_test_frames",
     "make_test_video",
     "make_test_tone",
+    "make_test_pdf",
+    "make_encrypted_pdf",
+    "make_empty_pdf",
+    "PDF_PAGE_COLORS",
     "QWEN3VL_PROMPTS",
 ]
 
@@ -498,3 +503,108 @@ def make_test_tone(seconds: float = 1.0, sampling_rate: int = 16_000, frequency:
     t = np.arange(n, dtype=np.float64) / sampling_rate
     envelope = np.linspace(0.2, 1.0, n) if n else np.zeros(0)
     return (0.5 * envelope * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+
+
+#: Background colour of each page :func:`make_test_pdf` writes (page ``i`` uses entry ``i % 6``).
+PDF_PAGE_COLORS = ((200, 40, 40), (40, 170, 60), (40, 70, 210), (220, 190, 30), (130, 40, 170), (240, 120, 20))
+
+#: The marker colour :func:`make_test_pdf` paints in each page's top-left corner (before rotation).
+PDF_MARKER_COLOR = (10, 10, 10)
+
+
+def make_test_pdf(
+    path: str | os.PathLike,
+    sizes: Iterable[tuple[int, int]] = ((200, 100), (100, 150), (120, 120)),
+    rotations: dict[int, int] | None = None,
+) -> str:
+    """A real multi-page PDF: one page per ``(width, height)`` in points (Pillow writes each page as an
+    image at 72 dpi), each a plain colour (:data:`PDF_PAGE_COLORS`) with a dark square marking its
+    top-left corner; ``rotations`` maps 1-based page numbers to a ``/Rotate`` angle (default: page 2
+    turned 90 degrees clockwise). Returns ``str(path)``."""
+    from PIL import Image as PILImage
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pages = []
+    for index, (width, height) in enumerate(sizes):
+        page = PILImage.new("RGB", (int(width), int(height)), PDF_PAGE_COLORS[index % len(PDF_PAGE_COLORS)])
+        side = max(4, min(width, height) // 4)
+        page.paste(PDF_MARKER_COLOR, (0, 0, side, side))
+        pages.append(page)
+    pages[0].save(path, save_all=True, append_images=pages[1:], resolution=72.0)
+    rotations = {2: 90} if rotations is None else rotations
+    rotations = {number: angle for number, angle in rotations.items() if number <= len(pages)}
+    if rotations:
+        import pypdfium2
+
+        document = pypdfium2.PdfDocument(str(path))
+        for number, angle in rotations.items():
+            document[number - 1].set_rotation(angle)
+        rotated = path.with_suffix(".rotated.pdf")
+        document.save(str(rotated))
+        document.close()
+        os.replace(rotated, path)
+    return str(path)
+
+
+def make_empty_pdf(path: str | os.PathLike) -> str:
+    """A well-formed PDF whose page tree has no pages."""
+    return _write_pdf(path, [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [] /Count 0 >>"])
+
+
+def _write_pdf(path: str | os.PathLike, objects: list[bytes], trailer: bytes = b"") -> str:
+    """Objects ``1 0 obj`` ... in order (object 1 is the catalog), a cross-reference table and a trailer."""
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
+    out += b"trailer\n<< /Size " + str(len(objects) + 1).encode() + b" /Root 1 0 R " + trailer + b">>\n"
+    out += b"startxref\n" + str(xref).encode() + b"\n%%EOF\n"
+    Path(path).write_bytes(bytes(out))
+    return str(path)
+
+
+_PDF_PASSWORD_PAD = bytes.fromhex("28BF4E5E4E758A4164004E56FFFA01082E2E00B6D0683E802F0CA9FE6453697A")
+
+
+def _rc4(key: bytes, data: bytes) -> bytes:
+    state, j = list(range(256)), 0
+    for i in range(256):
+        j = (j + state[i] + key[i % len(key)]) % 256
+        state[i], state[j] = state[j], state[i]
+    out, i, j = bytearray(), 0, 0
+    for byte in data:
+        i = (i + 1) % 256
+        j = (j + state[i]) % 256
+        state[i], state[j] = state[j], state[i]
+        out.append(byte ^ state[(state[i] + state[j]) % 256])
+    return bytes(out)
+
+
+def make_encrypted_pdf(path: str | os.PathLike, user_password: str = "secret") -> str:
+    """A one-page PDF encrypted with the standard security handler (RC4, 40-bit, revision 2) that opens
+    only with ``user_password`` (PDF 1.7 spec, algorithms 2-4)."""
+    import hashlib
+
+    def padded(password: str) -> bytes:
+        return (password.encode("latin-1") + _PDF_PASSWORD_PAD)[:32]
+
+    file_id = hashlib.md5(str(path).encode()).digest()
+    permissions = -44
+    owner_key = hashlib.md5(padded("owner-" + user_password)).digest()[:5]
+    owner_entry = _rc4(owner_key, padded(user_password))
+    key = hashlib.md5(padded(user_password) + owner_entry + permissions.to_bytes(4, "little", signed=True) + file_id).digest()[:5]
+    user_entry = _rc4(key, _PDF_PASSWORD_PAD)
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 100 100] >>",
+        b"<< /Filter /Standard /V 1 /R 2 /O <" + owner_entry.hex().encode() + b"> /U <"
+        + user_entry.hex().encode() + b"> /P " + str(permissions).encode() + b" >>",
+    ]
+    identifier = file_id.hex().encode()
+    return _write_pdf(path, objects, b"/Encrypt 4 0 R /ID [<" + identifier + b"> <" + identifier + b">] ")

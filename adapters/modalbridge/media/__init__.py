@@ -9,8 +9,9 @@ else decoded with PyAV together with the metadata the processor needs to sample 
 http(s) URLs are fetched only when the caller allows it. Every failure is a :class:`MediaError` that
 names the source and the reason.
 
-Each modality has its own module (``image``, ``audio``, ``video``); ``common`` holds what they share and
-``fetch`` the opt-in, bounded network access, ``checks`` the checks of in-memory arrays. Everything public is importable from ``modalbridge.media``.
+Each modality has its own module (``image``, ``audio``, ``video``; ``pdf`` renders PDF pages as images);
+``common`` holds what they share, ``fetch`` the opt-in, bounded network access, ``checks`` the checks of
+in-memory arrays. Everything public is importable from ``modalbridge.media``.
 """
 
 from modalbridge.media.audio import decode_audio, read_audio
@@ -26,6 +27,15 @@ from modalbridge.media.common import (
 from modalbridge.media.checks import check_frames, check_image_array, check_sampling_rate, check_waveform
 from modalbridge.media.fetch import FETCH_MAX_BYTES, FETCH_TIMEOUT_S, FetchPolicy, classify_address, fetch_url
 from modalbridge.media.image import decode_image
+from modalbridge.media.pdf import (
+    DEFAULT_PDF_DPI,
+    PageResolution,
+    PdfPages,
+    is_pdf_page,
+    page_count,
+    pdf_pages,
+    render_page,
+)
 from modalbridge.media.video import (
     decode_video,
     read_video,
@@ -35,12 +45,15 @@ from modalbridge.media.video import (
 
 __all__ = [
     "AUDIO_EXTENSIONS",
+    "DEFAULT_PDF_DPI",
     "FETCH_MAX_BYTES",
     "FETCH_TIMEOUT_S",
     "FetchPolicy",
     "IMAGE_EXTENSIONS",
     "VIDEO_EXTENSIONS",
     "MediaError",
+    "PageResolution",
+    "PdfPages",
     "check_frames",
     "check_image_array",
     "check_sampling_rate",
@@ -50,10 +63,14 @@ __all__ = [
     "decode_image",
     "decode_video",
     "fetch_url",
+    "is_pdf_page",
+    "page_count",
+    "pdf_pages",
     "map_parallel",
     "modality_from_extension",
     "read_audio",
     "read_video",
+    "render_page",
     "sample_video_frames",
     "tag_uri",
     "torchcodec_decodes_video",

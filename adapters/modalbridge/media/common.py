@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from io import BytesIO
 from typing import Callable, Sequence, TypeVar
 
-from modalbridge.items import Audio, Image, MediaItem, Video, _describe_source, is_url
+from modalbridge.items import Audio, Image, MediaItem, PdfPage, Video, _describe_source, is_url, parse_page_uri
 from modalbridge.media.errors import MediaError
 from modalbridge.media.fetch import FetchPolicy, fetch_url
 
@@ -25,7 +25,10 @@ def modality_from_extension(path: str) -> str | None:
     """``"image"``, ``"audio"`` or ``"video"`` from a file name's extension, or ``None`` if unknown.
 
     Only for callers that were handed media references explicitly (a data loader's URIs, files to index):
-    plain strings passed as text are never looked at this way."""
+    plain strings passed as text are never looked at this way. A PDF page address
+    (``file.pdf#page=N``) is an image."""
+    if parse_page_uri(path) is not None:
+        return "image"
     lower = path.lower().split("?", 1)[0]
     for modality, extensions in (("image", IMAGE_EXTENSIONS), ("audio", AUDIO_EXTENSIONS), ("video", VIDEO_EXTENSIONS)):
         if lower.endswith(extensions):
@@ -34,9 +37,14 @@ def modality_from_extension(path: str) -> str | None:
 
 
 def tag_uri(uri: str, modality: str | None = None) -> MediaItem:
-    """Tag a media URI (path or URL) as Image/Audio/Video, by ``modality`` or by its extension."""
+    """Tag a media URI (path or URL) as Image/Audio/Video, by ``modality`` or by its extension; a PDF
+    page address ``file.pdf#page=N`` becomes a :class:`~modalbridge.PdfPage`."""
     modality = modality or modality_from_extension(uri)
+    if modality == "image" and parse_page_uri(uri) is not None:
+        return PdfPage.from_uri(uri)
     tags = {"image": Image, "audio": Audio, "video": Video}
+    if modality is None and uri.lower().split("?", 1)[0].endswith(".pdf"):
+        raise MediaError(f"{uri}: a PDF is a document of pages; address one page as '{uri}#page=N' (from 1)")
     if modality not in tags:
         raise MediaError(
             f"{uri}: cannot tell whether this is an image, audio or video from its extension; "
