@@ -20,7 +20,7 @@ from modalbridge.demo import (  # noqa: E402
     demo_models_dir,
     demo_reranker_path,
 )
-from modalbridge.demo.evaluate import evaluate  # noqa: E402
+from modalbridge.demo.evaluate import evaluate, page_recall  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -52,3 +52,10 @@ def test_quality_json_matches(metrics):
 def test_models_are_small():
     total = sum(f.stat().st_size for f in Path(demo_models_dir()).rglob("*") if f.is_file())
     assert total < 5 * 1024 * 1024, total
+
+
+def test_page_recall_over_held_out_slide_decks():
+    """Visual document retrieval: a caption finds its one page among 60 pages of 6 real PDFs."""
+    result = page_recall()
+    assert result["pages"] >= 50
+    assert result["page_recall@1"] >= 0.9, result

@@ -14,6 +14,12 @@ Example::
     reranker = MultimodalRerank(model_name="Qwen/Qwen3-VL-Reranker-2B", page_content_modality="image_base64")
     best = reranker.compress_documents(hits, "a sleeping cat")             # metadata["relevance_score"]
 
+PDFs, page by page (:class:`PdfPageLoader`: one ``Document`` per page, searched by what the page looks like)::
+
+    pages = PdfPageLoader("report.pdf").load()      # page_content "report.pdf#page=N", metadata source/page/image
+    store = Chroma.from_documents(pages, MultimodalEmbeddings(model_name=..., document_modality="image"))
+    best = MultimodalRerank(model_name=...).compress_documents(store.similarity_search("revenue", k=10), "revenue")
+
 Late-interaction models (ColPali, ColQwen2): :class:`LateInteractionRetriever` searches a
 :class:`modalbridge.chroma.LateInteractionCollection` (first stage in Chroma, exact MaxSim from the stored
 token vectors), and :class:`MaxSimRerank` reranks any retriever's documents by MaxSim.
@@ -41,7 +47,10 @@ import os
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
+from collections.abc import Iterator
+
 from langchain_core.callbacks import CallbackManagerForRetrieverRun, Callbacks
+from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
@@ -50,11 +59,11 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, create_model, fi
 
 from modalbridge import settings
 from modalbridge.embedder import Embedder
-from modalbridge.items import Image, as_media, as_media_list
+from modalbridge.items import Image, as_media, as_media_list, page_uri
 from modalbridge.loading import default_pool_devices
 from modalbridge.reranker import Reranker
 
-__all__ = ["LateInteractionRetriever", "MaxSimRerank", "MultimodalEmbeddings", "MultimodalRerank"]
+__all__ = ["LateInteractionRetriever", "MaxSimRerank", "MultimodalEmbeddings", "MultimodalRerank", "PdfPageLoader"]
 
 _RENAME = {"model_name_or_path": "model_name"}
 _ALIASES = {"model_name_or_path": "model", "show_progress_bar": "show_progress"}  # langchain-huggingface's names
@@ -452,3 +461,36 @@ class LateInteractionRetriever(BaseRetriever):
                 )
             )
         return documents
+
+class PdfPageLoader(BaseLoader):
+    """A LangChain document loader that yields one ``Document`` per PDF page, for visual document
+    retrieval: the page is searched by what it looks like (rendered as an image), not by extracted text.
+
+    Each document's ``page_content`` is the page's address ``"<path>#page=N"`` and its metadata is
+    ``{"source": path, "page": N, "image": "<path>#page=N"}``, with ``page`` 1-based as in the address
+    (LangChain's text PDF loaders count pages from 0). So:
+
+    * :class:`MultimodalEmbeddings` built with ``document_modality="image"`` embeds the documents (in a
+      vector store's ``add_documents``) as their page images;
+    * :class:`MultimodalRerank` scores each by its page image (``metadata["image"]``).
+
+    Pages are rendered only when they are embedded or scored, at the resolution the model looks at;
+    ``lazy_load`` opens the file once (a missing, encrypted, corrupt or empty PDF fails at once, naming
+    it) and makes the documents one at a time::
+
+        loader = PdfPageLoader("report.pdf")
+        docs = loader.load()                       # [Document(page_content="report.pdf#page=1", ...), ...]
+        embeddings.embed_documents([d.page_content for d in docs])
+    """
+
+    def __init__(self, file_path: str | os.PathLike, pages: Sequence[int] | None = None) -> None:
+        """``pages``: the 1-based page numbers to load (default: all)."""
+        self.file_path = os.fspath(file_path)
+        self.pages = None if pages is None else list(pages)
+
+    def lazy_load(self) -> Iterator[Document]:
+        from modalbridge.media import pdf_pages
+
+        for page in pdf_pages(self.file_path, self.pages):
+            address = page_uri(self.file_path, page.page)
+            yield Document(page_content=address, metadata={"source": self.file_path, "page": page.page, "image": address})

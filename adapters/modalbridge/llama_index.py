@@ -11,6 +11,9 @@
     rerank = MultimodalRerank("Qwen/Qwen3-VL-Reranker-2B", top_n=5)
     engine = index.as_query_engine(llm=llm, node_postprocessors=[rerank])
 
+    pages = PdfPageReader().load_data("report.pdf")   # one ImageNode per page: image_path "report.pdf#page=N"
+    index = MultiModalVectorStoreIndex(pages, embed_model=embed, image_embed_model=embed)
+
 What each node is, for :class:`MultimodalRerank` and for :meth:`MultimodalEmbedding.get_node_embedding_batch`
 (see :func:`node_to_item`):
 
@@ -48,6 +51,7 @@ try:
     from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
     from llama_index.core.base.base_retriever import BaseRetriever
     from llama_index.core.postprocessor.types import BaseNodePostprocessor
+    from llama_index.core.readers.base import BaseReader
     from llama_index.core.schema import (
         BaseNode,
         ImageNode,
@@ -64,7 +68,7 @@ except ImportError as exc:  # pragma: no cover
 
 from modalbridge import settings
 from modalbridge.embedder import Embedder
-from modalbridge.items import MEDIA_TAGS, Combined, Image, MediaItem, as_media_list, modality_of, renamed_item_error
+from modalbridge.items import MEDIA_TAGS, Combined, Image, MediaItem, as_media_list, modality_of, page_uri, renamed_item_error
 from modalbridge.loading import default_pool_devices
 from modalbridge.reranker import Reranker
 
@@ -74,6 +78,7 @@ __all__ = [
     "MultimodalEmbedding",
     "MultimodalRerank",
     "MediaType",
+    "PdfPageReader",
     "node_to_item",
     "query_to_item",
 ]
@@ -680,3 +685,44 @@ class LateInteractionRetriever(BaseRetriever):
                 node = TextNode(id_=record_id, text=text or "", metadata=metadata)
             results.append(NodeWithScore(node=node, score=score))
         return results
+
+# -- reading PDFs ------------------------------------------------------------------------------------
+
+
+class PdfPageReader(BaseReader):
+    """A LlamaIndex reader that yields one ``ImageNode`` per PDF page, for visual document retrieval:
+    pages are searched by what they look like (rendered as images), not by extracted text.
+
+    Each node's ``image_path`` is the page's address ``"<path>#page=N"`` (1-based), its metadata
+    ``{"source": path, "page": N}`` plus ``extra_info``, and its id ``"<path>#page=N"`` too (re-reading a
+    file gives the same ids). In a ``MultiModalVectorStoreIndex`` whose ``image_embed_model`` is a
+    :class:`MultimodalEmbedding`, and in :class:`MultimodalRerank`, a node is its page image, rendered
+    when it is embedded or scored at the resolution the model looks at::
+
+        nodes = PdfPageReader().load_data("report.pdf")
+        index = MultiModalVectorStoreIndex(nodes, embed_model=embed, image_embed_model=embed)
+        engine = index.as_query_engine(llm=llm, node_postprocessors=[MultimodalRerank(reranker, top_n=3)])
+
+    ``lazy_load_data`` opens the file once (a missing, encrypted, corrupt or empty PDF fails at once,
+    naming it) and makes the nodes one at a time.
+    """
+
+    def lazy_load_data(  # type: ignore[override]
+        self, file: Union[str, os.PathLike], extra_info: Optional[Dict[str, Any]] = None, fs: Any = None
+    ):
+        from modalbridge.media import pdf_pages
+
+        if fs is not None:  # SimpleDirectoryReader passes fs only for a non-local file system
+            raise ValueError(f"{os.fspath(file)}: PdfPageReader reads local files only (got fs={type(fs).__name__})")
+        path = os.fspath(file)
+        metadata = dict(extra_info or {})
+        for page in pdf_pages(path):
+            address = page_uri(path, page.page)
+            yield ImageNode(id_=address, image_path=address, metadata={**metadata, "source": path, "page": page.page})
+
+    def load_data(  # type: ignore[override]
+        self, file: Union[str, os.PathLike], extra_info: Optional[Dict[str, Any]] = None, fs: Any = None
+    ) -> List[ImageNode]:
+        """One ``ImageNode`` per page of the PDF at ``file`` (``extra_info`` is added to each node's
+        metadata). Local files only: a non-local ``fs`` (from ``SimpleDirectoryReader``) is an error."""
+        return list(self.lazy_load_data(file, extra_info, fs))

@@ -4,7 +4,7 @@ Needs the ``[chroma]`` extra (``pip install 'modalbridge[chroma]'``)::
 
     import chromadb
     from modalbridge import Reranker
-    from modalbridge.chroma import MultimodalDataLoader, MultimodalEmbeddingFunction, rerank_query_result
+    from modalbridge.chroma import MultimodalDataLoader, MultimodalEmbeddingFunction, add_pdf, rerank_query_result
 
     client = chromadb.PersistentClient("db")
     collection = client.create_collection(
@@ -15,6 +15,7 @@ Needs the ``[chroma]`` extra (``pip install 'modalbridge[chroma]'``)::
     collection.add(ids=["d1"], documents=["a dog on a beach"])        # text (always text)
     collection.add(ids=["i1"], images=[photo_array])                    # (H, W, 3) arrays
     collection.add(ids=["u1", "u2"], uris=["cat.jpg", "dog.png"])       # files, by extension
+    add_pdf(collection, "report.pdf")                                   # one record per page: report.pdf#page=N
     hits = collection.query(query_texts=["a dog"], n_results=10, include=["documents", "uris", "distances"])
     best = rerank_query_result(hits, "a dog", Reranker("Qwen/Qwen3-VL-Reranker-2B"), top_n=3)
 
@@ -40,8 +41,10 @@ How it maps onto Chroma:
   A :class:`~modalbridge.multivector.MultiVectorEmbedder` also reranks any query result:
   ``rerank_query_result(hits, query, MultiVectorEmbedder(...))``.
 
-Modules: :mod:`.function` (the embedding function), :mod:`.loader` (the data loader), :mod:`.rerank`,
-:mod:`.writer` (bulk writes), :mod:`.late_interaction`.
+* PDFs: :func:`add_pdf` stores one record per page (``file.pdf#page=N``), embedded as an image.
+
+Modules: :mod:`.function` (the embedding function), :mod:`.loader` (the data loader), :mod:`.pdf`
+(:func:`add_pdf`), :mod:`.rerank`, :mod:`.writer` (bulk writes), :mod:`.late_interaction`.
 """
 
 from modalbridge.chroma.function import (
@@ -57,6 +60,7 @@ from modalbridge.chroma.function import (
 )
 from modalbridge.chroma.late_interaction import LateInteractionCollection, LateInteractionResult, is_late_interaction
 from modalbridge.chroma.loader import LoadedMedia, MultimodalDataLoader
+from modalbridge.chroma.pdf import add_pdf
 from modalbridge.chroma.rerank import (
     RerankedResult,
     rerank_query_result,
@@ -78,6 +82,7 @@ __all__ = [
     "RemoteCodeNotAllowedError",
     "RerankedResult",
     "RetryPolicy",
+    "add_pdf",
     "allow_remote_code",
     "allowing_remote_code",
     "is_late_interaction",

@@ -1,4 +1,4 @@
-"""A Chroma ``data_loader`` for image, audio and video URIs."""
+"""A Chroma ``data_loader`` for image, audio, video and PDF page URIs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from modalbridge.items import Audio, Image, Video
+from modalbridge.items import Audio, Image, PdfPage, Video
 from modalbridge.media import (
     MediaError,
     decode_image,
@@ -40,7 +40,11 @@ class MultimodalDataLoader:
       40 s clip is ~1,200 frames (~800 MB at 640x360) while a model uses a few of them (the model's
       processor, or ``video_frames`` on image models, decodes only the frames it samples; an unreadable
       file is then reported when it is embedded). With ``decode_video=True``: ``Video(frames, fps=fps)``
-      with all (T, H, W, 3) uint8 frames.
+      with all (T, H, W, 3) uint8 frames;
+    * a PDF page, ``file.pdf#page=N`` (1-based) -> the tag ``PdfPage(file, page=N)``: the embedding
+      function (or reranker) renders it at the resolution its model looks at, one batch at a time. A
+      missing, encrypted, corrupt or empty PDF, or a page out of range, is reported when it is embedded,
+      naming the file and page. :func:`modalbridge.chroma.add_pdf` adds every page of a file.
 
     ``None`` URIs (records added without one) load as ``None``. An unreadable or missing URI raises
     :class:`~modalbridge.MediaError` naming it. ``include=["data"]`` returns these same values.
@@ -81,6 +85,8 @@ class MultimodalDataLoader:
             raise TypeError(f"uri {index}: expected a str, got {type(uri).__name__}")
         try:
             item = tag_uri(uri, self.modality)
+            if isinstance(item, PdfPage):
+                return item  # rendered for the model when embedded: the loader does not know its resolution
             if isinstance(item, Image):
                 return np.array(decode_image(item, self.allow_fetch, self.fetch_policy))  # writable: torch warns on read-only arrays
             if isinstance(item, Audio):

@@ -13,11 +13,17 @@ This is what the ``modalbridge`` command runs, usable from Python too::
 How files become records:
 
 * Files are found by extension (:func:`modalbridge.media.modality_from_extension`; ``.txt`` and
-  ``.md`` are text documents, read as UTF-8). Hidden files and folders are skipped inside folders.
+  ``.md`` are text documents, read as UTF-8; ``.pdf`` files are documents of pages). Hidden files and
+  folders are skipped inside folders.
 * A record's id and URI are the file's absolute (symlink-resolved) path, so indexing again updates
   instead of duplicating. Its metadata is ``{path, modality, size, mtime_ns, sha256}``: a file whose
   size and mtime are unchanged is skipped without reading it; one whose content hash is unchanged is
   skipped too (only its mtime is updated).
+* A PDF becomes one record per page, each an image to the model (rendered at the resolution the model
+  looks at): id, URI and ``path`` are ``<file>.pdf#page=N``, and the metadata adds ``source`` (the
+  file), ``page`` (1-based) and ``pages`` (the file's page count). The whole file is skipped when it is
+  unchanged, re-embedded when it changed (records of pages it no longer has are deleted), and fails
+  alone, with the reason, when it cannot be read (encrypted, corrupt, empty).
 * Embedding runs through the core :class:`~modalbridge.Embedder`, in batches of one modality. A file
   that cannot be read fails alone: the core names the failing item, it is set aside with its reason,
   and the rest of the batch is embedded.
@@ -42,8 +48,8 @@ import numpy as np
 from modalbridge.chroma.writer import ChromaUnavailableError, ChromaWriter, RetryPolicy
 from modalbridge.embedder import Embedder
 from modalbridge.inputs import is_supported
-from modalbridge.items import modality_of
-from modalbridge.media import MediaError, modality_from_extension, tag_uri
+from modalbridge.items import modality_of, page_uri
+from modalbridge.media import MediaError, modality_from_extension, pdf_pages, tag_uri
 from modalbridge.reranker import Reranker
 
 __all__ = [
@@ -68,6 +74,7 @@ DEFAULT_COLLECTION = "modalbridge"
 AUDIO_SUFFIX = "-audio"
 """The audio model's collection is named ``<collection>-audio``."""
 TEXT_EXTENSIONS = (".txt", ".md")
+PDF_EXTENSION = ".pdf"
 DEFAULT_VIDEO_FRAMES = 8
 
 
@@ -82,9 +89,11 @@ class MediaIndexError(Exception):
 
 def file_modality(path: str) -> str | None:
     """``"image"``, ``"audio"``, ``"video"`` (by the core's extension lists), ``"text"`` for ``.txt`` /
-    ``.md``, or ``None`` for any other file."""
+    ``.md``, ``"pdf"`` for a PDF file (its pages are images), or ``None`` for any other file."""
     if path.lower().endswith(TEXT_EXTENSIONS):
         return "text"
+    if path.lower().endswith(PDF_EXTENSION):
+        return "pdf"
     return modality_from_extension(path)
 
 
@@ -118,7 +127,7 @@ def collect_files(paths: Iterable[str | os.PathLike], exclude: Iterable[str | os
             modality = file_modality(absolute)
             if modality is None:
                 result.unsupported.append(
-                    (absolute, "not an image, audio, video or text (.txt/.md) file, judging by its extension")
+                    (absolute, "not an image, audio, video, PDF or text (.txt/.md) file, judging by its extension")
                 )
             else:
                 found[absolute] = modality
@@ -469,9 +478,9 @@ class MediaIndex:
 
     def route_for(self, modality: str) -> Route | None:
         """The collection a file of this modality goes to: the main model's if it takes it, else the
-        audio model's (loads the models it asks)."""
+        audio model's (loads the models it asks). PDF pages go where images go."""
         for route in self.routes:
-            if route.supports(modality):
+            if route.supports(_embedded_as(modality)):
                 return route
         return None
 
@@ -532,17 +541,22 @@ class MediaIndex:
     def _unsupported_reason(self, modality: str) -> str:
         models = "; ".join(f"{r.model!r} takes {', '.join(_modalities(r.embedder))}" for r in self.routes)
         hint = " (pass --audio-model, e.g. a CLAP model)" if modality == "audio" else ""
-        return f"no model of this index takes {modality}: {models}{hint}"
+        if modality == "pdf":
+            hint = " (PDF pages are embedded as images)"
+        return f"no model of this index takes {_embedded_as(modality)}: {models}{hint}"
 
     def _index_route(self, route: Route, files: list[tuple[str, str]], report: IndexReport) -> None:
         writer = self._writer(route)
-        ids = [path for path, _ in files]
+        ids = [page_uri(path, 1) if modality == "pdf" else path for path, modality in files]  # a PDF: its first page
         got = writer.get(ids, include=["metadatas"])
         stored: dict[str, dict[str, Any]] = {i: (m or {}) for i, m in zip(got["ids"], got["metadatas"])}
 
         todo: list[FileRecord] = []
         touched: list[FileRecord] = []
         for path, modality in files:
+            if modality == "pdf":
+                todo.extend(self._plan_pdf(writer, path, stored, report))
+                continue
             try:
                 st = os.stat(path)
                 meta = {"path": path, "modality": modality, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
@@ -573,6 +587,43 @@ class MediaIndex:
                 bar.update(len(chunk))
         finally:
             bar.close()
+
+    def _plan_pdf(self, writer: ChromaWriter, path: str, stored: dict[str, dict[str, Any]], report: IndexReport) -> list[FileRecord]:
+        """The pages of one PDF to embed (none when the file is unchanged); ``stored`` gains the file's
+        existing page records, and records of pages it no longer has are deleted."""
+        first = page_uri(path, 1)
+        try:
+            st = os.stat(path)
+            old = stored.get(first)
+            meta = {"source": path, "modality": "image", "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+            if old and old.get("size") == st.st_size and old.get("mtime_ns") == st.st_mtime_ns:
+                report.unchanged.extend(page_uri(path, n) for n in range(1, int(old.get("pages", 1)) + 1))
+                return []
+            meta["sha256"] = sha256_of(path)
+        except OSError as exc:
+            report.failed.append((path, f"cannot read the file ({exc.strerror or exc})"))
+            return []
+        previous = (
+            writer.collection.get(where={"source": path}, include=["metadatas"]) if old else {"ids": [], "metadatas": []}
+        )
+        stored.update({i: (m or {}) for i, m in zip(previous["ids"], previous["metadatas"])})
+        if old and old.get("sha256") == meta["sha256"]:  # same content, new mtime: remember the mtime only
+            writer.update_metadatas(previous["ids"], [{**(m or {}), "mtime_ns": st.st_mtime_ns} for m in previous["metadatas"]])
+            report.unchanged.extend(previous["ids"])
+            return []
+        try:
+            pages = pdf_pages(path)  # counts the pages; renders none
+        except MediaError as exc:
+            report.failed.append((path, _strip_path(str(exc), path)))
+            if previous["ids"]:  # the file changed and can no longer be read: its old pages are gone
+                writer.delete(previous["ids"])
+                report.failed[-1] = (path, report.failed[-1][1] + " (its previous entries were removed)")
+            return []
+        gone = [i for i, m in zip(previous["ids"], previous["metadatas"]) if int((m or {}).get("page", 0)) > len(pages)]
+        if gone:
+            writer.delete(gone)
+        meta["pages"] = len(pages)
+        return [FileRecord(page.uri, "image", {**meta, "path": page.uri, "page": page.page}) for page in pages]
 
     def _store(self, writer: ChromaWriter, chunk: list[FileRecord], stored: dict[str, Any], report: IndexReport) -> None:
         """Upsert the embedded files of one chunk; files that failed (to read, embed or store) are
@@ -708,6 +759,11 @@ class MediaIndex:
 
 
 # -- helpers -------------------------------------------------------------------------------------------
+
+
+def _embedded_as(modality: str) -> str:
+    """What the model takes for a file of this kind: a PDF's pages are images."""
+    return "image" if modality == "pdf" else modality
 
 
 def _modalities(embedder: Embedder) -> list[str]:

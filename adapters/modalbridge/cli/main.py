@@ -63,8 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     index = commands.add_parser(
         "index", parents=[store, models], help="embed files and folders into the index",
-        description="Embed images, audio, video and .txt/.md files (folders recursively) and upsert them into "
-        "Chroma. Ids are absolute paths: indexing again updates changed files and skips unchanged ones.",
+        description="Embed images, audio, video, PDFs (one record per page, file.pdf#page=N) and .txt/.md files "
+        "(folders recursively) and upsert them into Chroma. Ids are absolute paths: indexing again updates changed "
+        "files and skips unchanged ones.",
     )
     index.add_argument("paths", nargs="+", metavar="PATH", help="files and folders")
     index.add_argument("--multi-vector", metavar="MODEL",

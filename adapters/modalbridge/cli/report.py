@@ -1,6 +1,7 @@
 """A self-contained HTML page of search results, to look at instead of read.
 
-Every hit is a card: images as thumbnails, sounds as an ``<audio controls>`` player over a drawing of
+Every hit is a card: images as thumbnails, PDF pages as thumbnails linking to the page
+(``file.pdf#page=N``, relative to the page, which PDF viewers open at that page), sounds as an ``<audio controls>`` player over a drawing of
 the waveform, videos as a ``<video controls>`` player over a strip of frames, text files as an
 excerpt; with its rank, score, modality and path. Media are embedded as ``data:`` URIs, so the page
 opens anywhere (send it, open it from another folder); a file larger than ``max_embed_bytes`` is
@@ -24,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from modalbridge.cli.indexing import Hit, SearchResult
-from modalbridge.items import Audio, Image, Video, modality_of
+from modalbridge.items import Audio, Image, Video, modality_of, parse_page_uri
 from modalbridge.media import MediaError, decode_image, read_audio
 
 __all__ = ["PageSection", "render_results_page", "write_results_page", "MAX_EMBED_BYTES"]
@@ -138,8 +139,18 @@ class _Media:
                 return _data_uri(f.read(), mime), True
         return Path(os.path.relpath(path, self.page_dir)).as_posix(), False
 
+    def page(self, address: str) -> str:
+        """A PDF page: its thumbnail, linking to the page (the PDF's path relative to the page + ``#page=N``)."""
+        file, number = parse_page_uri(address)  # type: ignore[misc]
+        link = Path(os.path.relpath(file, self.page_dir)).as_posix() + f"#page={number}"
+        thumbnail = _thumbnail_uri(address)
+        alt = f"{os.path.basename(file)}, page {number}"
+        return f'<a class="page" href="{_e(link)}"><img class="thumb" alt="{_e(alt)}" src="{thumbnail}"></a>'
+
     def render(self, path: str, modality: str, document: str | None = None) -> str:
         try:
+            if modality == "image" and parse_page_uri(path) is not None:
+                return self.page(path)
             if modality == "image":
                 return f'<img class="thumb" alt="{_e(os.path.basename(path))}" src="{_thumbnail_uri(path)}">'
             if modality == "audio":

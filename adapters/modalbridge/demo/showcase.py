@@ -1,11 +1,13 @@
 """``modalbridge demo``: the whole library in one offline command.
 
 1. Generates a small media folder with the demo's synthetic generators: pictures of coloured shapes
-   (PNG), sounds (WAV) and short videos of moving shapes (MP4), named after their captions.
+   (PNG), sounds (WAV) and short videos of moving shapes (MP4), named after their captions, and slide
+   decks (PDF: each page a picture and its caption as a line of text).
 2. Indexes it into an embedded Chroma under ``DIR/db`` with :class:`~modalbridge.cli.indexing.MediaIndex`
    (the text+image demo model for pictures and videos — videos as the mean of sampled frames — and
-   the text+audio demo model for sounds).
-3. Runs text->image, image->image, text->audio, text->video and retrieve-and-rerank queries, prints
+   the text+audio demo model for sounds; each PDF page is a record of its own, embedded as an image).
+3. Runs text->image, image->image, text->audio, text->video, text->PDF page and retrieve-and-rerank
+   queries, prints
    each result table and whether the top hit is the item the query was made from.
 4. Writes ``DIR/results.html`` (:mod:`modalbridge.cli.report`).
 
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from modalbridge.demo import synthetic
-from modalbridge.items import Image
+from modalbridge.items import Image, page_uri
 
 __all__ = ["DemoQuery", "DemoOutcome", "make_media", "run_demo"]
 
@@ -49,6 +51,9 @@ IMAGE_IMAGE_INDEX = 7
 TEXT_AUDIO_INDEX = 2
 TEXT_VIDEO_INDEX = 1
 RERANK_INDEX = 11
+NUM_DECKS, SLIDES_PER_DECK = 2, 5
+DECK_SEED = 909
+PAGE_QUERY = (2, 3)  # (deck, page): the page the text -> PDF page query describes
 
 
 @dataclass
@@ -91,9 +96,9 @@ def make_media(folder: str | os.PathLike) -> dict[str, Any]:
     import soundfile as sf
 
     folder = Path(folder)
-    for kind in ("images", "sounds", "videos"):
+    for kind in ("images", "sounds", "videos", "documents"):
         (folder / kind).mkdir(parents=True, exist_ok=True)
-    media: dict[str, Any] = {"image": [], "audio": [], "video": []}
+    media: dict[str, Any] = {"image": [], "audio": [], "video": [], "pdf": []}
 
     image_specs = synthetic.sample_specs(synthetic.image_combinations(), NUM_IMAGES, seed=GALLERY_SEED)
     for (picture, caption), spec in zip(synthetic.generate_images(specs=image_specs, seed=GALLERY_SEED), image_specs):
@@ -111,6 +116,17 @@ def make_media(folder: str | os.PathLike) -> dict[str, Any]:
         path = folder / "videos" / f"{_slug(caption)}.mp4"
         synthetic.write_mp4(frames, path, fps=4)
         media["video"].append((str(path.resolve()), caption, spec))
+
+    # Slides show pictures the gallery does not have, so a caption describes exactly one page.
+    free = [spec for spec in synthetic.image_combinations() if spec not in set(image_specs)]
+    slide_specs = synthetic.sample_specs(free, NUM_DECKS * SLIDES_PER_DECK, seed=DECK_SEED)
+    for deck in range(NUM_DECKS):
+        specs = slide_specs[deck * SLIDES_PER_DECK : (deck + 1) * SLIDES_PER_DECK]
+        path = synthetic.write_slide_pdf(
+            folder / "documents" / f"deck-{deck + 1}.pdf", specs, DECK_SEED, title=f"deck {deck + 1}",
+            first_index=deck * SLIDES_PER_DECK,
+        ).resolve()
+        media["pdf"].extend((page_uri(path, number), spec.caption, spec) for number, spec in enumerate(specs, 1))
     return media
 
 
@@ -153,7 +169,7 @@ def run_demo(
     media = make_media(out_dir / "media")
     say(
         f"media: {len(media['image'])} pictures, {len(media['audio'])} sounds, {len(media['video'])} videos "
-        f"in {out_dir / 'media'} ({time.perf_counter() - step:.1f} s)"
+        f"and {NUM_DECKS} slide decks ({len(media['pdf'])} pages) in {out_dir / 'media'} ({time.perf_counter() - step:.1f} s)"
     )
     query_dir = out_dir / "queries"
     query_dir.mkdir(parents=True, exist_ok=True)
@@ -176,6 +192,7 @@ def run_demo(
     sound_path, sound_caption, _ = media["audio"][TEXT_AUDIO_INDEX]
     video_path, video_caption, _ = media["video"][TEXT_VIDEO_INDEX]
     rerank_path, rerank_caption, _ = media["image"][RERANK_INDEX]
+    slide_page, slide_caption, _ = media["pdf"][(PAGE_QUERY[0] - 1) * SLIDES_PER_DECK + PAGE_QUERY[1] - 1]
     queries = [
         DemoQuery("text → image", image_caption, image_path),
         DemoQuery(
@@ -188,11 +205,16 @@ def run_demo(
             description="videos are embedded as the mean of their frames by the image model",
         ),
         DemoQuery(
+            "text → PDF page", slide_caption, slide_page,
+            description="slides in PDF files; each page is embedded as an image, and the answer is one page",
+        ),
+        DemoQuery(
             "retrieve and rerank", rerank_caption, rerank_path,
             description=f"10 candidates from the index, reranked by {os.path.basename(reranker_name.rstrip('/'))}",
         ),
     ]
-    kinds = {"text → image": "image", "image → image": "image", "text → audio": "audio", "text → video": "video"}
+    kinds = {"text → image": "image", "image → image": "image", "text → audio": "audio", "text → video": "video",
+             "text → PDF page": "image"}  # fmt: skip
     rerank_model = Reranker(reranker_name, device=device)
 
     for number, query in enumerate(queries, 1):

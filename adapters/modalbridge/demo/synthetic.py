@@ -407,3 +407,64 @@ def write_mp4(frames: np.ndarray, path: str | Path, fps: int = 4, codec: str = "
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+# --------------------------------------------------------------------------------------------------
+# Slides: multi-page PDFs
+# --------------------------------------------------------------------------------------------------
+
+SLIDE_SIZE = (240, 300)
+"""A slide page in points (and in pixels at 72 dpi): a title band, a square picture, a caption line."""
+SLIDE_BAND = 30
+
+
+def render_slide(spec: ImageSpec, rng: np.random.Generator, title: str, scale: int = 2) -> Image.Image:
+    """One slide as an image ``scale`` times :data:`SLIDE_SIZE`: ``title`` at the top, a picture of
+    ``spec`` (jitter from ``rng``) filling the middle square, its caption as a line of text below.
+
+    The picture fills the page's central square, the part CLIP-like processors keep when they crop a
+    page to a square, so the demo image model sees the picture as it was trained to."""
+    from PIL import ImageFont
+
+    width, height = (side * scale for side in SLIDE_SIZE)
+    band = SLIDE_BAND * scale
+    slide = Image.new("RGB", (width, height), (255, 255, 255))
+    slide.paste(render_image(spec, rng, size=width), (0, band))
+    draw = ImageDraw.Draw(slide)
+    font = ImageFont.load_default(size=11 * scale)
+    draw.text((6 * scale, band // 2), title, fill=(40, 40, 60), font=font, anchor="lm")
+    draw.text((width // 2, height - band // 2), spec.caption, fill=(20, 20, 20), font=font, anchor="mm")
+    return slide
+
+
+def write_slide_pdf(
+    path: str | Path, specs: Sequence[ImageSpec], seed: int, title: str = "slides", first_index: int = 0
+) -> Path:
+    """A PDF with one slide per spec (:func:`render_slide`; slide ``i`` jittered by the random stream
+    ``(seed, first_index + i)``), pages :data:`SLIDE_SIZE` points. Returns the path."""
+    path = Path(path)
+    scale = 2
+    slides = [
+        render_slide(spec, _rng(seed, first_index + i), f"{title} - slide {i + 1}", scale=scale)
+        for i, spec in enumerate(specs)
+    ]
+    slides[0].save(path, save_all=True, append_images=slides[1:], resolution=72.0 * scale)
+    return path
+
+
+def write_slide_decks(
+    folder: str | Path, decks: int, slides_per_deck: int, seed: int
+) -> list[tuple[Path, list[ImageSpec]]]:
+    """``decks`` PDFs of ``slides_per_deck`` slides each under ``folder`` (``deck-01.pdf``, ...), with
+    distinct pictures across all decks while there are enough combinations. Returns (path, specs) per deck."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    specs = sample_specs(image_combinations(), decks * slides_per_deck, seed)
+    out = []
+    for deck in range(decks):
+        deck_specs = specs[deck * slides_per_deck : (deck + 1) * slides_per_deck]
+        path = write_slide_pdf(
+            folder / f"deck-{deck + 1:02d}.pdf", deck_specs, seed, title=f"deck {deck + 1}", first_index=deck * slides_per_deck
+        )
+        out.append((path, deck_specs))
+    return out
