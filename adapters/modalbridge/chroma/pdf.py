@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
+from modalbridge.chroma.writer import ChromaWriter
 from modalbridge.items import page_uri
 from modalbridge.media import pdf_pages
 
@@ -49,17 +50,20 @@ def add_pdf(
         raise ValueError(f"collection {collection.name!r} has no embedding function to embed the pages with")
     source = os.fspath(path)
     pages = pdf_pages(source)  # opens the file once: a bad PDF fails here, before any write
+    writer = ChromaWriter(collection)  # batched to the store's limit, retried on transient errors
     ids: list[str] = []
     for start in range(0, len(pages), batch_size):
         chunk = pages[start : start + batch_size]
         uris = [page_uri(source, page.page) for page in chunk]
-        collection.upsert(
-            ids=uris,
-            embeddings=function(list(chunk)),
+        writer.upsert(
+            uris,
+            function(list(chunk)),
             uris=uris,
             metadatas=[{**extra, "source": source, "page": page.page} for page in chunk],
         )
         ids.extend(uris)
     # a shorter new version of the file: its old last pages no longer exist
-    collection.delete(where={"$and": [{"source": source}, {"page": {"$gt": len(pages)}}]})
+    gone = collection.get(where={"$and": [{"source": source}, {"page": {"$gt": len(pages)}}]}, include=[])["ids"]
+    if gone:
+        writer.delete(gone)
     return ids
