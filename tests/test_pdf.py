@@ -71,6 +71,17 @@ def test_qwen_pages_equal_direct_calls(tiny_qwen3vl_path, pdf_path):
     np.testing.assert_allclose(got, direct, atol=1e-5)
 
 
+def test_pages_take_the_exact_path_beside_device_decoded_images(tiny_clip_path, pdf_path, image_paths):
+    """With image_decode="gpu" (run on CPU tensors here), photos go to the device path and PDF pages,
+    rendered on the CPU anyway, to the exact path: each row still in input order."""
+    items = [PdfPage(pdf_path, page=2), Image(image_paths[0]), PdfPage(pdf_path, page=1)]
+    mixed = Embedder(tiny_clip_path, device="cpu", image_decode="gpu").embed_documents(items)
+    exact = Embedder(tiny_clip_path, device="cpu").embed_documents([items[0], items[2]])
+    np.testing.assert_allclose(mixed[[0, 2]], exact, atol=1e-6)
+    alone = Embedder(tiny_clip_path, device="cpu", image_decode="gpu").embed_documents([items[1]])
+    np.testing.assert_allclose(mixed[1], alone[0], atol=1e-6)
+
+
 def test_pdf_dpi_overrides_the_resolution(tiny_clip_path, pdf_path):
     embedder = Embedder(tiny_clip_path, device="cpu", pdf_dpi=36)
     image = render_by_hand(pdf_path, 1, lambda w, h: 0.5)

@@ -462,6 +462,7 @@ class LateInteractionRetriever(BaseRetriever):
             )
         return documents
 
+
 class PdfPageLoader(BaseLoader):
     """A LangChain document loader that yields one ``Document`` per PDF page, for visual document
     retrieval: the page is searched by what it looks like (rendered as an image), not by extracted text.
