@@ -64,7 +64,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from modalbridge.embedder import Embedder
 from modalbridge.items import MEDIA_TAGS, Combined, Image, MediaItem, as_media
-from modalbridge.media import MediaError, decode_image, read_audio, tag_uri
+from modalbridge.media import MediaError, decode_image, is_pdf_page, read_audio, tag_uri
 
 __all__ = [
     "EMBEDDING_COLUMN",
@@ -221,6 +221,8 @@ class DecodeColumn:
         return {**batch, DECODED_COLUMN: packed, columns.error_column: errors}
 
     def _decode(self, item: Any) -> Any:
+        if is_pdf_page(item):  # rendered in the actor, at the resolution its model looks at
+            return item
         if isinstance(item, Image) and not isinstance(item.source, np.ndarray):
             return Image(np.asarray(decode_image(item, self.allow_fetch, self.fetch_policy)))
         if isinstance(item, MEDIA_TAGS["audio"]) and not hasattr(item.source, "shape"):
