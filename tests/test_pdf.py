@@ -82,6 +82,21 @@ def test_pages_take_the_exact_path_beside_device_decoded_images(tiny_clip_path, 
     np.testing.assert_allclose(mixed[1], alone[0], atol=1e-6)
 
 
+def test_late_interaction_pages_equal_direct_calls(tiny_colqwen2_path, pdf_path):
+    """ColQwen2-style models (the visual document retrievers): token matrices of rendered pages."""
+    from sentence_transformers import MultiVectorEncoder
+
+    from modalbridge.multivector import MultiVectorEmbedder
+
+    colqwen = MultiVectorEmbedder(tiny_colqwen2_path, device="cpu")
+    max_pixels = colqwen.model[0].processor.image_processor.size["longest_edge"]
+    images = [render_by_hand(pdf_path, n, lambda w, h: math.sqrt(max_pixels / (w * h))) for n in (1, 2)]
+    direct = MultiVectorEncoder(tiny_colqwen2_path, device="cpu").encode_document(images)
+    got = colqwen.embed_documents([PdfPage(pdf_path, page=1), PdfPage(pdf_path, page=2)])
+    for matrix, expected in zip(got, direct):
+        np.testing.assert_allclose(matrix, np.asarray(expected), atol=1e-5)
+
+
 def test_pdf_dpi_overrides_the_resolution(tiny_clip_path, pdf_path):
     embedder = Embedder(tiny_clip_path, device="cpu", pdf_dpi=36)
     image = render_by_hand(pdf_path, 1, lambda w, h: 0.5)

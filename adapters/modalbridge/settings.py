@@ -414,7 +414,7 @@ SETTINGS: dict[str, Setting] = {
             "Render PDF pages at this many dots per inch (10 to 1200). None renders each page about as large as "
             "the model looks at it, from its image processor: CLIP-like, the shorter side at its resize size; "
             "Qwen-VL-like, about max_pixels (see modalbridge.inputs.page_resolution).",
-            EMBEDDER | RERANKER,
+            BOTH,
             cli="--pdf-dpi",
             cli_doc="render PDF pages at this many dots per inch (default: the resolution the model looks at)",
         ),
