@@ -50,3 +50,28 @@ def test_index_and_search_with_a_multi_vector_model(tmp_path, image_paths, audio
     assert "is a late-interaction index, ranked by exact MaxSim with its own model: leave out --model" in capsys.readouterr().err
     assert main(["index", str(media), "--db", str(db), "--multi-vector", tiny_clip_path, "-q"]) == 2
     assert "holds token vectors of" in capsys.readouterr().err
+
+
+def test_pdf_pages_in_a_multi_vector_index(tmp_path, tiny_colqwen2_path, capsys):
+    """ColQwen2-style models are the visual document retrievers: a PDF is one record per page."""
+    from modalbridge import PdfPage, testing
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    pdf = testing.make_test_pdf(folder / "doc.pdf", ((200, 100), (100, 150), (120, 120)))
+    testing.make_encrypted_pdf(folder / "locked.pdf")
+    db = tmp_path / "db"
+    args = ["index", str(folder), "--db", str(db), "--multi-vector", tiny_colqwen2_path, "--device", "cpu", "-q"]
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert "3 added, 0 updated, 0 unchanged, 1 failed" in out
+    assert f"{file_id(folder / 'locked.pdf')}: cannot read the PDF: it is encrypted" in out
+    assert main(["index", str(folder), "--db", str(db), "-q", "--device", "cpu"]) == 1
+    assert "0 added, 0 updated, 3 unchanged, 1 failed" in capsys.readouterr().out
+
+    assert main(["search", "a page", "--db", str(db), "-k", "3", "--candidates", "3", "--device", "cpu"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:4]]
+    colqwen = MultiVectorEmbedder(tiny_colqwen2_path, device="cpu")
+    pages = [PdfPage(file_id(pdf), page=n) for n in (1, 2, 3)]
+    scores = colqwen.score(colqwen.embed_query("a page"), colqwen.embed_documents(pages))
+    assert [row[-1] for row in rows] == [f"{file_id(pdf)}#page={i + 1}" for i in np.argsort(-scores, kind="stable")]

@@ -415,8 +415,6 @@ SETTINGS: dict[str, Setting] = {
             "the model looks at it, from its image processor: CLIP-like, the shorter side at its resize size; "
             "Qwen-VL-like, about max_pixels (see modalbridge.inputs.page_resolution).",
             BOTH,
-            cli="--pdf-dpi",
-            cli_doc="render PDF pages at this many dots per inch (default: the resolution the model looks at)",
         ),
         # -- fetching bounds (modalbridge.media.fetch): this process's choice, never stored ------------
         Setting(

@@ -48,7 +48,7 @@ import numpy as np
 from modalbridge.chroma.writer import ChromaUnavailableError, ChromaWriter, RetryPolicy
 from modalbridge.embedder import Embedder
 from modalbridge.inputs import is_supported
-from modalbridge.items import modality_of, page_uri
+from modalbridge.items import PdfPage, modality_of, page_uri
 from modalbridge.media import MediaError, modality_from_extension, pdf_pages, tag_uri
 from modalbridge.reranker import Reranker
 
@@ -957,6 +957,13 @@ def open_late_interaction(
     return LateInteractionCollection.create(client, name, embedder, first_stage=first_stage)
 
 
+def _late_metadata(path: str, modality: str, item: Any) -> dict[str, Any]:
+    """A late-interaction record's metadata; a PDF page's adds its file and page number."""
+    if isinstance(item, PdfPage):
+        return {"path": path, "modality": modality, "source": item.source, "page": item.page}
+    return {"path": path, "modality": modality}
+
+
 def index_late_interaction(
     pages: Any, paths: Sequence[str | os.PathLike], exclude: Sequence[str | os.PathLike] = (), *, progress: bool = False
 ) -> IndexReport:
@@ -972,6 +979,12 @@ def index_late_interaction(
     takes = [m for m in ("text", "image", "audio", "video") if embedder.supports(m)]
     files: list[tuple[str, str, Any]] = []
     for path, modality in found.files:
+        if modality == "pdf" and "image" in takes:  # a record per page, each an image (hashed with its page)
+            try:
+                files.extend((page.uri, "image", page) for page in pdf_pages(path))
+            except MediaError as exc:
+                report.failed.append((path, _strip_path(str(exc), path)))
+            continue
         if modality not in takes:
             report.skipped.append((path, f"the late-interaction model {model!r} takes {', '.join(takes)}, not {modality}"))
             continue
@@ -989,7 +1002,7 @@ def index_late_interaction(
                 [item for _, _, item in batch],
                 uris=[p for p, _, _ in batch],
                 documents=[item if modality == "text" else None for _, modality, item in batch],
-                metadatas=[{"path": p, "modality": modality} for p, modality, _ in batch],
+                metadatas=[_late_metadata(p, modality, item) for p, modality, item in batch],
                 collect_errors=True,
             )
             for position, error in result.errors.items():
