@@ -1,5 +1,8 @@
-"""Audio: decoded like ``transformers.audio_utils.load_audio(backend="soundfile")`` (mono by averaging,
-soxr "HQ" resampling, length ``ceil(n * rate / source_rate)``)."""
+"""Audio: decoded exactly as transformers' ``load_audio`` (what sentence-transformers calls on a path)
+decodes it on this machine: with torchcodec when transformers would use it (installed, loadable, FFmpeg
+found), else with soundfile (mono by averaging, soxr "HQ" resampling, length ``ceil(n * rate / source_rate)``).
+The two backends differ slightly (about 1e-4 after resampling), so following transformers' own choice is
+what keeps embeddings equal to direct ``encode_document([path])`` calls."""
 
 from __future__ import annotations
 
@@ -60,7 +63,30 @@ def read_audio(item: Audio, allow_fetch: bool = False, fetch_policy: Any = None)
     return waveform, check_sampling_rate(source_rate, item.describe())
 
 
+def torchcodec_decodes_audio() -> bool:
+    """Whether transformers' ``load_audio(backend="auto")`` decodes audio files with torchcodec here (its
+    own test: torchcodec >= 0.3 that loads and found FFmpeg); otherwise it uses soundfile + soxr."""
+    try:
+        from transformers.utils.import_utils import is_torchcodec_greater_or_equal, is_torchcodec_usable
+    except ImportError:  # pragma: no cover - an older transformers: soundfile
+        return False
+    return bool(is_torchcodec_greater_or_equal("0.3.0") and is_torchcodec_usable(decode="audio"))
+
+
 def decode_audio(item: Audio, sampling_rate: int, allow_fetch: bool = False, fetch_policy: Any = None) -> np.ndarray:
-    """A mono float32 waveform at ``sampling_rate`` from any :class:`Audio` source."""
-    waveform, source_rate = read_audio(item, allow_fetch, fetch_policy)
-    return _resample(waveform, source_rate, sampling_rate)
+    """A mono float32 waveform at ``sampling_rate`` from any :class:`Audio` source, decoded by the backend
+    transformers would pick for a file (see the module docstring); arrays are resampled with soxr."""
+    if hasattr(item.source, "shape") or not torchcodec_decodes_audio():
+        waveform, source_rate = read_audio(item, allow_fetch, fetch_policy)
+        return _resample(waveform, source_rate, sampling_rate)
+    data = _read_source(item, allow_fetch, fetch_policy)
+    try:
+        from torchcodec.decoders import AudioDecoder
+
+        # as transformers.audio_utils.load_audio: resampled and mixed down to one channel by torchcodec
+        samples = AudioDecoder(data, sample_rate=sampling_rate, num_channels=1).get_all_samples()
+        waveform = samples.data[0].numpy()
+    except Exception as exc:
+        raise MediaError(f"{item.describe()}: cannot decode audio ({exc})") from None
+    check_waveform(waveform, item.describe())
+    return np.ascontiguousarray(waveform, dtype=np.float32)
