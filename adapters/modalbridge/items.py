@@ -180,6 +180,9 @@ class Audio(MediaItem):
 
     modality: ClassVar[str] = "audio"
     sampling_rate: int | None = None
+    encoded: bytes | None = field(default=None, repr=False, compare=False)
+    """For a waveform decoded from a file (data loaders, Ray): the file's bytes, so that the core decodes
+    and resamples them exactly as transformers would for that file (see :mod:`modalbridge.media.audio`)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -64,7 +64,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from modalbridge.embedder import Embedder
 from modalbridge.items import MEDIA_TAGS, Combined, Image, MediaItem, as_media
-from modalbridge.media import MediaError, decode_image, is_pdf_page, read_audio, tag_uri
+from modalbridge.media import MediaError, decode_image, is_pdf_page, tag_uri
+from modalbridge.media.audio import load_audio
 
 __all__ = [
     "EMBEDDING_COLUMN",
@@ -226,8 +227,7 @@ class DecodeColumn:
         if isinstance(item, Image) and not isinstance(item.source, np.ndarray):
             return Image(np.asarray(decode_image(item, self.allow_fetch, self.fetch_policy)))
         if isinstance(item, MEDIA_TAGS["audio"]) and not hasattr(item.source, "shape"):
-            waveform, rate = read_audio(item, self.allow_fetch, self.fetch_policy)
-            return MEDIA_TAGS["audio"](waveform, sampling_rate=rate)
+            return load_audio(item, self.allow_fetch, self.fetch_policy)  # embeds exactly like the file
         return item
 
 

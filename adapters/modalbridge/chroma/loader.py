@@ -11,7 +11,7 @@ from modalbridge.media import (
     MediaError,
     decode_image,
     map_parallel,
-    read_audio,
+    load_audio,
     read_video,
     tag_uri,
 )
@@ -90,8 +90,7 @@ class MultimodalDataLoader:
             if isinstance(item, Image):
                 return np.array(decode_image(item, self.allow_fetch, self.fetch_policy))  # writable: torch warns on read-only arrays
             if isinstance(item, Audio):
-                waveform, rate = read_audio(item, self.allow_fetch, self.fetch_policy)
-                return Audio(waveform, sampling_rate=rate)
+                return load_audio(item, self.allow_fetch, self.fetch_policy)  # embeds exactly like the file
             if not self.decode_video:
                 return item
             frames, fps = read_video(item, self.allow_fetch, self.fetch_policy)

@@ -14,7 +14,7 @@ Each modality has its own module (``image``, ``audio``, ``video``; ``pdf`` rende
 in-memory arrays. Everything public is importable from ``modalbridge.media``.
 """
 
-from modalbridge.media.audio import decode_audio, read_audio
+from modalbridge.media.audio import decode_audio, load_audio, read_audio
 from modalbridge.media.common import (
     AUDIO_EXTENSIONS,
     IMAGE_EXTENSIONS,
@@ -60,6 +60,7 @@ __all__ = [
     "check_waveform",
     "classify_address",
     "decode_audio",
+    "load_audio",
     "decode_image",
     "decode_video",
     "fetch_url",

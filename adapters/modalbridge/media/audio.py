@@ -63,6 +63,21 @@ def read_audio(item: Audio, allow_fetch: bool = False, fetch_policy: Any = None)
     return waveform, check_sampling_rate(source_rate, item.describe())
 
 
+def load_audio(item: Audio, allow_fetch: bool = False, fetch_policy: Any = None) -> Audio:
+    """The sound as a tagged waveform at its own rate (what a data loader hands over), keeping the file's
+    bytes in ``encoded`` so that embedding it equals embedding the file whichever backend is used."""
+    if hasattr(item.source, "shape"):
+        return item
+    data = _read_source(item, allow_fetch, fetch_policy)  # fetched (at most) once
+    if isinstance(data, str):  # a local path: errors name it
+        waveform, rate = read_audio(item, allow_fetch, fetch_policy)
+        with open(data, "rb") as f:
+            data = f.read()
+    else:
+        waveform, rate = read_audio(Audio(data), allow_fetch, fetch_policy)
+    return Audio(waveform, sampling_rate=rate, encoded=data)
+
+
 def torchcodec_decodes_audio() -> bool:
     """Whether transformers' ``load_audio(backend="auto")`` decodes audio files with torchcodec here (its
     own test: torchcodec >= 0.3 that loads and found FFmpeg); otherwise it uses soundfile + soxr."""
@@ -76,10 +91,12 @@ def torchcodec_decodes_audio() -> bool:
 def decode_audio(item: Audio, sampling_rate: int, allow_fetch: bool = False, fetch_policy: Any = None) -> np.ndarray:
     """A mono float32 waveform at ``sampling_rate`` from any :class:`Audio` source, decoded by the backend
     transformers would pick for a file (see the module docstring); arrays are resampled with soxr."""
-    if hasattr(item.source, "shape") or not torchcodec_decodes_audio():
+    encoded = getattr(item, "encoded", None)
+    from_file = not hasattr(item.source, "shape") or (encoded is not None and item.sampling_rate != sampling_rate)
+    if not from_file or not torchcodec_decodes_audio():
         waveform, source_rate = read_audio(item, allow_fetch, fetch_policy)
         return _resample(waveform, source_rate, sampling_rate)
-    data = _read_source(item, allow_fetch, fetch_policy)
+    data = _read_source(item, allow_fetch, fetch_policy) if encoded is None else encoded
     try:
         from torchcodec.decoders import AudioDecoder
 
