@@ -104,7 +104,7 @@ def test_audio_is_decoded_and_resampled_like_sentence_transformers(clap, audio_p
     rate = model[0].processor.feature_extractor.sampling_rate
     short_clip = next(p for p in audio_paths if "robin" in p)
     window = model[0].processor.feature_extractor.nb_max_samples
-    waveform = load_audio(short_clip, sampling_rate=rate, backend="soundfile")[:window]
+    waveform = load_audio(short_clip, sampling_rate=rate)[:window]  # the backend transformers picks
     direct = model.encode_document([{"array": waveform, "sampling_rate": rate}])[0]
     np.testing.assert_allclose(embedder.embed_documents([Audio(short_clip)])[0], direct, atol=ATOL)
     np.testing.assert_allclose(embedder.embed_documents([Audio(Path(short_clip).read_bytes())])[0], direct, atol=ATOL)
@@ -118,7 +118,7 @@ def test_waveforms_at_another_rate_are_resampled_to_the_model_rate(clap, tmp_pat
     tone = (0.3 * np.sin(np.linspace(0, 3000, 22_050))).astype(np.float32)
     # Reference: the same waveform written to a file and decoded by transformers' own loader.
     soundfile.write(tmp_path / "tone.wav", tone, 22_050, subtype="FLOAT")
-    reference = load_audio(str(tmp_path / "tone.wav"), sampling_rate=rate, backend="soundfile")
+    reference = load_audio(str(tmp_path / "tone.wav"), sampling_rate=rate, backend="soundfile")  # arrays: soxr
     direct = model.encode_document([{"array": reference, "sampling_rate": rate}])[0]
     np.testing.assert_allclose(embedder.embed_documents([Audio(tone, sampling_rate=22_050)])[0], direct, atol=ATOL)
 
@@ -127,8 +127,8 @@ def test_long_clips_embed_deterministically(clap, audio_paths):
     """CLAP crops clips longer than its window at a random offset; the core cuts them to the window first."""
     embedder, model = clap
     extractor = model[0].processor.feature_extractor
-    longest = max(audio_paths, key=lambda p: len(load_audio(p, extractor.sampling_rate, backend="soundfile")))
-    waveform = load_audio(longest, extractor.sampling_rate, backend="soundfile")
+    longest = max(audio_paths, key=lambda p: len(load_audio(p, extractor.sampling_rate)))  # the backend transformers picks
+    waveform = load_audio(longest, extractor.sampling_rate)  # the backend transformers picks
     assert len(waveform) > 3 * extractor.nb_max_samples
     runs = [embedder.embed_documents([Audio(longest)])[0] for _ in range(3)]
     assert all(np.array_equal(run, runs[0]) for run in runs)
@@ -141,7 +141,7 @@ def test_audio_text_mixed_batch(clap, audio_paths):
     rate = model[0].processor.feature_extractor.sampling_rate
     window = model[0].processor.feature_extractor.nb_max_samples
     ours = embedder.embed_documents(["birdsong", Audio(audio_paths[0]), "a trumpet"])
-    waveform = load_audio(audio_paths[0], rate, backend="soundfile")[:window]
+    waveform = load_audio(audio_paths[0], rate)[:window]  # the backend transformers picks
     audio = model.encode_document([{"array": waveform, "sampling_rate": rate}])
     text = model.encode_document(["birdsong", "a trumpet"])
     np.testing.assert_allclose(ours, np.stack([text[0], audio[0], text[1]]), atol=ATOL)
