@@ -91,17 +91,36 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=2, help="best of N runs per method")
     parser.add_argument("--rss-counts", type=int, nargs="*", default=[2000], help="peak RSS at these image counts")
+    parser.add_argument(
+        "--rss-encode-max", type=int, default=2000, help="measure encode(paths)'s peak RSS only up to this count (it is slow)"
+    )
+    parser.add_argument("--rss-only", action="store_true", help="skip the speed comparison")
     args = parser.parse_args(argv)
-
-    from PIL import Image as PILImage
-
-    from modalbridge import Embedder, Image
 
     model_path = _model_path(args.model)
     files = sorted(glob.glob(os.path.join(args.images, "*.jpg")))
     if not files:
         parser.error(f"no JPEG files in {args.images}")
     paths = files * args.copies
+
+    results: dict[str, float] = {}
+    if not args.rss_only:
+        results.update(compare_speed(args, model_path, files, paths))
+    for count in args.rss_counts:
+        stream_mb = peak_rss_mb(model_path, "stream", count, args.batch_size, files)
+        line = f"peak RSS at {count:>6} images: core stream {stream_mb:7.0f} MB"
+        results[f"rss_stream_{count}"] = stream_mb
+        if count <= args.rss_encode_max:
+            results[f"rss_encode_{count}"] = peak_rss_mb(model_path, "encode", count, args.batch_size, files)
+            line += f"   encode(paths) {results[f'rss_encode_{count}']:7.0f} MB"
+        print(line, flush=True)
+    return results
+
+
+def compare_speed(args: argparse.Namespace, model_path: str, files: list[str], paths: list[str]) -> dict[str, float]:
+    from PIL import Image as PILImage
+
+    from modalbridge import Embedder, Image
 
     exact = Embedder(model_path, batch_size=args.batch_size)
     reduced = Embedder(model_path, batch_size=args.batch_size, reduced_jpeg_decode=True)
@@ -144,14 +163,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     same_top = float((sims_exact.argmax(1) == sims_reduced.argmax(1)).mean())
     self_top = float((unit(red) @ unit(one).T).argmax(1).tolist() == list(range(len(files))))
     print(f"reduced JPEG decode on {len(files)} photos: cosine to exact min {cosine.min():.4f} mean {cosine.mean():.4f}; "
-          f"top result unchanged {same_top:.0%}; each photo still retrieves itself: {bool(self_top)}")
+          f"top result unchanged {same_top:.0%}; each photo still retrieves itself: {bool(self_top)}", flush=True)
     results.update(cosine_min=float(cosine.min()), cosine_mean=float(cosine.mean()), same_top=same_top)
-
-    for count in args.rss_counts:
-        stream_mb = peak_rss_mb(model_path, "stream", count, args.batch_size, files)
-        st_mb = peak_rss_mb(model_path, "encode", count, args.batch_size, files)
-        print(f"peak RSS at {count:>6} images: core stream {stream_mb:7.0f} MB   encode(paths) {st_mb:7.0f} MB")
-        results[f"rss_stream_{count}"], results[f"rss_encode_{count}"] = stream_mb, st_mb
     return results
 
 

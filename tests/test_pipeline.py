@@ -155,8 +155,6 @@ def test_peak_memory_does_not_grow_with_the_number_of_items(tiny_clip_path, imag
 
 
 def test_reduced_jpeg_decode_is_opt_in_and_keeps_the_processor_size(tiny_clip_path, clip_model, image_paths, tmp_path):
-    from PIL import Image as PILImageModule
-
     from modalbridge.inputs import reduced_decode_edge
     from modalbridge.media import decode_image
 
