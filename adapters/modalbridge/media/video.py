@@ -25,12 +25,18 @@ def torchcodec_decodes_video() -> bool:
         return False
 
 
-def _pyav_decode(data: str | bytes, describe: str) -> tuple[np.ndarray, float]:
-    """All frames (T, H, W, 3) uint8 and the average fps, decoded with PyAV (FFmpeg bundled in the wheel)."""
+def _import_av():
+    """PyAV, or a MediaError saying how to install it."""
     try:
         import av
     except ImportError as exc:
         raise MediaError("decoding video needs PyAV or torchcodec: pip install 'modalbridge[video]'") from exc
+    return av
+
+
+def _pyav_decode(data: str | bytes, describe: str) -> tuple[np.ndarray, float]:
+    """All frames (T, H, W, 3) uint8 and the average fps, decoded with PyAV (FFmpeg bundled in the wheel)."""
+    av = _import_av()
     try:
         with av.open(BytesIO(data) if isinstance(data, bytes) else data) as container:
             stream = container.streams.video[0]
@@ -132,10 +138,7 @@ def _pyav_sample(data: str | bytes, describe: str, num_frames: int) -> list[np.n
     count and each frame's timestamp, their keyframe flags where decoding may restart. Each sampled frame
     is then decoded from the last keyframe before it (or onwards from the previous sample when no
     keyframe lies between them) and only it is converted to RGB."""
-    try:
-        import av
-    except ImportError as exc:
-        raise MediaError("decoding video needs PyAV or torchcodec: pip install 'modalbridge[video]'") from exc
+    av = _import_av()
     try:
         with av.open(BytesIO(data) if isinstance(data, bytes) else data) as container:
             stream = container.streams.video[0]
