@@ -40,6 +40,7 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -93,6 +94,22 @@ _QWEN_CHAT_TEMPLATE = (
     "{% endfor %}"
     "{%- if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+
+
+def _qwen_tokenizer(**kwargs: Any):
+    """A byte-level Qwen2 tokenizer with the Qwen special tokens and no merges (covers any text offline)."""
+    from transformers import Qwen2Tokenizer
+
+    return Qwen2Tokenizer(
+        vocab=byte_level_vocab(_QWEN_SPECIAL_TOKENS),
+        merges=[],
+        unk_token=None,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        extra_special_tokens=list(_QWEN_SPECIAL_TOKENS[1:]),
+        model_max_length=4096,
+        **kwargs,
+    )
 
 
 def byte_level_vocab(special_tokens: Iterable[str] = (), end_of_word_suffix: str | None = None) -> dict[str, int]:
@@ -213,7 +230,6 @@ def _save_tiny_qwen3vl(path: Path, model_class_name: str, seed: int) -> dict[str
     """
     import transformers
     from transformers import (
-        Qwen2Tokenizer,
         Qwen2VLImageProcessorPil,
         Qwen3VLConfig,
         Qwen3VLProcessor,
@@ -221,15 +237,7 @@ def _save_tiny_qwen3vl(path: Path, model_class_name: str, seed: int) -> dict[str
     )
 
     vocab = byte_level_vocab(_QWEN_SPECIAL_TOKENS)
-    tokenizer = Qwen2Tokenizer(
-        vocab=vocab,
-        merges=[],
-        unk_token=None,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        extra_special_tokens=list(_QWEN_SPECIAL_TOKENS[1:]),
-        model_max_length=4096,
-    )
+    tokenizer = _qwen_tokenizer()
     # patch 16 x merge 2: 32-pixel units; images end up at most 64x64 (4 visual tokens), video frames 32x32.
     image_processor = Qwen2VLImageProcessorPil(
         size={"shortest_edge": 32 * 32, "longest_edge": 64 * 64},
@@ -352,20 +360,11 @@ def build_tiny_colqwen2(
     resized to 32x32 .. 64x64 pixels (a 64x64 image gives ~45 document tokens). Like the real model, the
     processor adds its own query prefix and image prompt, and refuses mixed text + image batches.
     """
-    from transformers import ColQwen2Config, ColQwen2ForRetrieval, ColQwen2Processor, Qwen2Tokenizer, Qwen2VLImageProcessorPil
+    from transformers import ColQwen2Config, ColQwen2ForRetrieval, ColQwen2Processor, Qwen2VLImageProcessorPil
 
     path = Path(path)
     vocab = byte_level_vocab(_QWEN_SPECIAL_TOKENS)
-    tokenizer = Qwen2Tokenizer(
-        vocab=vocab,
-        merges=[],
-        unk_token=None,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        extra_special_tokens=list(_QWEN_SPECIAL_TOKENS[1:]),
-        model_max_length=4096,
-        padding_side="left",  # as ColQwen2's own tokenizer
-    )
+    tokenizer = _qwen_tokenizer(padding_side="left")  # as ColQwen2's own tokenizer
     image_processor = Qwen2VLImageProcessorPil(
         size={"shortest_edge": 32 * 32, "longest_edge": 64 * 64},
         patch_size=8,
