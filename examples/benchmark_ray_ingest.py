@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     import ray
 
-    from modalbridge.cli.indexing import InProcessEmbedding
+    from modalbridge.cli.backends import InProcessEmbedding
     from modalbridge.ray import RayEmbedding, init_cluster
 
     model = args.model

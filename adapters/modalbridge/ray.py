@@ -529,7 +529,7 @@ class RayEmbedding:
         self.started_cluster = False
 
     def embed(self, embedder: Embedder, records: Sequence[Any]) -> Iterator[list[Any]]:
-        from modalbridge.cli.indexing import read_file_item
+        from modalbridge.cli.backends import read_file_item
 
         unreadable = [r for r in records if not read_file_item(r)]
         if unreadable:

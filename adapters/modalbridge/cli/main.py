@@ -10,8 +10,8 @@
 Exit codes: 0 success; 1 ``index`` stored everything it could but some files failed (listed);
 2 usage errors and errors that stop the command (a model that cannot be loaded, a missing index, an
 unreachable server, an unreadable query file) — the message is printed, without a traceback.
-The logic lives in :mod:`modalbridge.cli.indexing`, :mod:`modalbridge.cli.report` and
-:mod:`modalbridge.demo.showcase`; this module only parses arguments and prints.
+The logic lives in :mod:`modalbridge.cli.indexing` (and its parts beside it), :mod:`modalbridge.cli.report`
+and :mod:`modalbridge.demo.showcase`; this module only parses arguments and prints.
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _is_expected(exc: Exception) -> bool:
-    from modalbridge.cli.indexing import MediaIndexError
+    from modalbridge.cli.store import MediaIndexError
     from modalbridge.loading import ModelLoadError
     from modalbridge.media import MediaError
 
@@ -176,7 +176,7 @@ def _quiet_libraries() -> None:
 
 
 def _client(args, create: bool):
-    from modalbridge.cli.indexing import open_client
+    from modalbridge.cli.store import open_client
 
     return open_client(args.db, args.host, args.port, create=create)
 
@@ -186,7 +186,8 @@ def _where(args) -> str:
 
 
 def _index(args) -> int:
-    from modalbridge.cli.indexing import MediaIndex, MediaIndexError
+    from modalbridge.cli.indexing import MediaIndex
+    from modalbridge.cli.store import MediaIndexError
 
     for flag, value in (("--ray-actors", args.ray_actors), ("--ray-decode", args.ray_decode)):
         if value is not None and not args.ray:
@@ -227,14 +228,15 @@ def _index(args) -> int:
 
 def _is_late_interaction(client, name: str) -> bool:
     from modalbridge.chroma import is_late_interaction
-    from modalbridge.cli.indexing import _get_collection
+    from modalbridge.cli.store import get_collection
 
-    collection = _get_collection(client, name)
+    collection = get_collection(client, name)
     return collection is not None and is_late_interaction(collection)
 
 
 def _index_late_interaction(args, client) -> int:
-    from modalbridge.cli.indexing import MediaIndexError, index_late_interaction, open_late_interaction
+    from modalbridge.cli.late_interaction import index_late_interaction, open_late_interaction
+    from modalbridge.cli.store import MediaIndexError
 
     given = [flag for flag, value in (("--model", args.model), ("--audio-model", args.audio_model),
                                       ("--video-frames", args.video_frames)) if value]
@@ -255,18 +257,19 @@ def _index_late_interaction(args, client) -> int:
 
 def _search(args) -> int:
     from modalbridge import Reranker
-    from modalbridge.cli.indexing import MediaIndex, default_reranker, format_hits, query_item
+    from modalbridge.cli.files import query_item
+    from modalbridge.cli.indexing import MediaIndex, default_reranker
 
     query = query_item(args.query, image=args.image, audio=args.audio, video=args.video)
     client = _client(args, create=False)
     late = _late_interaction(client, args)
     if late is not None:
-        from modalbridge.cli.indexing import search_late_interaction
+        from modalbridge.cli.late_interaction import search_late_interaction
 
         result = search_late_interaction(late, query, k=args.k, candidates=args.candidates, modality=args.modality)
         return _show(args, result, None)
     if args.candidates is not None:
-        from modalbridge.cli.indexing import MediaIndexError
+        from modalbridge.cli.store import MediaIndexError
 
         raise MediaIndexError(f"--candidates is for late-interaction collections; {args.collection!r} is not one")
     index = MediaIndex(
@@ -288,7 +291,8 @@ def _search(args) -> int:
 
 def _late_interaction(client, args):
     """The late-interaction collection named by ``--collection``, or ``None`` for a single-vector index."""
-    from modalbridge.cli.indexing import MediaIndexError, open_late_interaction
+    from modalbridge.cli.late_interaction import open_late_interaction
+    from modalbridge.cli.store import MediaIndexError
 
     if not _is_late_interaction(client, args.collection):
         return None
@@ -303,7 +307,7 @@ def _late_interaction(client, args):
 
 
 def _show(args, result, reranker) -> int:
-    from modalbridge.cli.indexing import format_hits
+    from modalbridge.cli.results import format_hits
 
     print(format_hits(result))
     if args.html:

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from modalbridge.cli.indexing import Hit, SearchResult
+from modalbridge.cli.results import Hit, SearchResult
 from modalbridge.items import Audio, Image, Video, modality_of, parse_page_uri
 from modalbridge.media import MediaError, decode_image, read_audio
 
@@ -258,7 +258,7 @@ def _status_html(section: PageSection, media: _Media) -> str:
         return f'<div class="status ok" data-ok="1">✓ the top hit is the expected item ({name})</div>'
     where = f"at rank {ranks[0]}" if ranks else "not in the results"
     modality = next((h.modality for h in section.result.hits if h.modality), None) or section.result.query_modality
-    from modalbridge.cli.indexing import file_modality
+    from modalbridge.cli.files import file_modality
 
     preview = media.render(section.expected, file_modality(section.expected) or modality)
     return (

@@ -77,7 +77,7 @@ class DemoOutcome:
     page: Path
     queries: list[DemoQuery]
     report: Any
-    """The :class:`~modalbridge.cli.indexing.IndexReport` of indexing the media folder."""
+    """The :class:`~modalbridge.cli.results.IndexReport` of indexing the media folder."""
     seconds: float
     media: dict[str, list[str]] = field(default_factory=dict)
 
@@ -152,7 +152,9 @@ def run_demo(
     """Run the demo (see the module doc) and print as it goes to ``stream`` (default: stdout).
     ``model`` / ``audio_model`` / ``reranker`` default to the demo models."""
     from modalbridge import Reranker
-    from modalbridge.cli.indexing import MediaIndex, format_hits, open_client
+    from modalbridge.cli.indexing import MediaIndex
+    from modalbridge.cli.results import format_hits
+    from modalbridge.cli.store import open_client
     from modalbridge.cli.report import PageSection, write_results_page
 
     out = stream or sys.stdout
