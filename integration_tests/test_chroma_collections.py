@@ -127,8 +127,10 @@ def test_one_collection_mixes_text_images_and_video(client, tiny_qwen3vl_path, p
         want = collection.query(query_embeddings=embedder.embed_queries([item]), n_results=5)
         assert got["ids"] == want["ids"]
         np.testing.assert_allclose(got["distances"], want["distances"], atol=1e-6)
-    video_data = collection.get(ids=["v0"], include=["data"])["data"][0]
-    assert isinstance(video_data, Video) and video_data.source.shape == (8, 32, 32, 3)
+    # include=["data"] hands the video back as a reference (no frames materialized) unless asked for frames.
+    assert collection.get(ids=["v0"], include=["data"])["data"][0] == Video(video_path)
+    frames = MultimodalDataLoader(decode_video=True)([video_path])[0]
+    assert isinstance(frames, Video) and frames.source.shape == (8, 32, 32, 3)
 
 
 def test_audio_uris(client, tiny_clap_path, short_clips):
