@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import multiprocessing
 import os
 import tempfile
 import time
@@ -59,14 +60,24 @@ def sample_video(path: str):
 
 
 def _run(function, values, pool_kind: str, workers: int) -> float:
-    start = time.perf_counter()
+    """Seconds for one pass over ``values``, timed after a warm-up pass over the first few: a pipeline's
+    workers are long-lived, so their start-up (and a process's imports) is not part of the steady rate."""
     if pool_kind == "serial":
+        function(values[0])
+        start = time.perf_counter()
         [function(v) for v in values]
+        return time.perf_counter() - start
+    if pool_kind == "threads":
+        pool = ThreadPoolExecutor(workers)
     else:
-        pool_class = ThreadPoolExecutor if pool_kind == "threads" else ProcessPoolExecutor
-        with pool_class(workers) as pool:
-            list(pool.map(function, values))
-    return time.perf_counter() - start
+        # spawn, not fork: forking a process whose torch/OpenMP threads are already running deadlocks the
+        # children (the processor stage hung here with the default fork context).
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    with pool:
+        list(pool.map(function, values[:workers]))
+        start = time.perf_counter()
+        list(pool.map(function, values))
+        return time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> None:
