@@ -112,6 +112,20 @@ def _qwen_tokenizer(**kwargs: Any):
     )
 
 
+def _qwen_image_processor(patch_size: int):
+    """A Qwen2-VL image processor that keeps images between 32x32 and 64x64 pixels (fast on CPU)."""
+    from transformers import Qwen2VLImageProcessorPil
+
+    return Qwen2VLImageProcessorPil(
+        size={"shortest_edge": 32 * 32, "longest_edge": 64 * 64},
+        patch_size=patch_size,
+        merge_size=2,
+        temporal_patch_size=2,
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.5, 0.5, 0.5],
+    )
+
+
 def byte_level_vocab(special_tokens: Iterable[str] = (), end_of_word_suffix: str | None = None) -> dict[str, int]:
     """A gap-free byte-level BPE vocabulary with no merges: it covers any text, one token per byte.
 
@@ -230,7 +244,6 @@ def _save_tiny_qwen3vl(path: Path, model_class_name: str, seed: int) -> dict[str
     """
     import transformers
     from transformers import (
-        Qwen2VLImageProcessorPil,
         Qwen3VLConfig,
         Qwen3VLProcessor,
         Qwen3VLVideoProcessor,
@@ -239,14 +252,7 @@ def _save_tiny_qwen3vl(path: Path, model_class_name: str, seed: int) -> dict[str
     vocab = byte_level_vocab(_QWEN_SPECIAL_TOKENS)
     tokenizer = _qwen_tokenizer()
     # patch 16 x merge 2: 32-pixel units; images end up at most 64x64 (4 visual tokens), video frames 32x32.
-    image_processor = Qwen2VLImageProcessorPil(
-        size={"shortest_edge": 32 * 32, "longest_edge": 64 * 64},
-        patch_size=16,
-        merge_size=2,
-        temporal_patch_size=2,
-        image_mean=[0.5, 0.5, 0.5],
-        image_std=[0.5, 0.5, 0.5],
-    )
+    image_processor = _qwen_image_processor(patch_size=16)
     video_processor = Qwen3VLVideoProcessor(
         size={"shortest_edge": 32 * 32 * 2, "longest_edge": 32 * 32 * 8},
         patch_size=16,
@@ -360,19 +366,12 @@ def build_tiny_colqwen2(
     resized to 32x32 .. 64x64 pixels (a 64x64 image gives ~45 document tokens). Like the real model, the
     processor adds its own query prefix and image prompt, and refuses mixed text + image batches.
     """
-    from transformers import ColQwen2Config, ColQwen2ForRetrieval, ColQwen2Processor, Qwen2VLImageProcessorPil
+    from transformers import ColQwen2Config, ColQwen2ForRetrieval, ColQwen2Processor
 
     path = Path(path)
     vocab = byte_level_vocab(_QWEN_SPECIAL_TOKENS)
     tokenizer = _qwen_tokenizer(padding_side="left")  # as ColQwen2's own tokenizer
-    image_processor = Qwen2VLImageProcessorPil(
-        size={"shortest_edge": 32 * 32, "longest_edge": 64 * 64},
-        patch_size=8,
-        merge_size=2,
-        temporal_patch_size=2,
-        image_mean=[0.5, 0.5, 0.5],
-        image_std=[0.5, 0.5, 0.5],
-    )
+    image_processor = _qwen_image_processor(patch_size=8)
     config = ColQwen2Config(
         vlm_config=dict(
             model_type="qwen2_vl",
