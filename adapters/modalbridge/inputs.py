@@ -264,7 +264,9 @@ class Preparer:
         if isinstance(item, Image):
             return decode_image(item, self.allow_fetch, self.fetch_policy, self.jpeg_min_edge, self.page_resolution)
         if isinstance(item, Audio):
-            waveform = decode_audio(item, self.sampling_rate, self.allow_fetch, self.fetch_policy)[: self._crop_length]
+            waveform = decode_audio(
+                item, self.sampling_rate, self.allow_fetch, self.fetch_policy, max_samples=self._crop_length
+            )
             return {"array": waveform, "sampling_rate": self.sampling_rate}
         if isinstance(item, Video):
             return decode_video(item, self.allow_fetch, in_pair=in_pair, fetch_policy=self.fetch_policy)
