@@ -2,6 +2,7 @@
 and sampling a long clip does not hold the whole clip (peak memory measured in a subprocess)."""
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from modalbridge import Video
 from modalbridge.media.video import _pyav_decode, sample_indices, sample_video_frames
 
 
-def _write_clip(path: Path, frames: int, size=(120, 160), keyframe_every: int = 30) -> str:
+def _write_clip(path: Path, frames: int, size=(120, 160), keyframe_every: int = 30, preset: str = "ultrafast") -> str:
     """A moving random texture, H.264 at 30 fps with a keyframe every second (as cameras write)."""
     import av
 
@@ -25,7 +26,7 @@ def _write_clip(path: Path, frames: int, size=(120, 160), keyframe_every: int = 
         stream = container.add_stream("libx264", rate=30)
         stream.height, stream.width = size
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "23", "preset": "ultrafast", "threads": "1", "g": str(keyframe_every)}
+        stream.options = {"crf": "23", "preset": preset, "threads": "1", "g": str(keyframe_every)}
         for i in range(frames):
             frame = av.VideoFrame.from_ndarray(np.roll(base, 3 * i, axis=1), format="rgb24")
             for packet in stream.encode(frame):
@@ -78,3 +79,28 @@ def test_sampling_a_long_clip_does_not_hold_it(clips):
     assert out.returncode == 0, out.stderr[-2000:]
     short, long = json.loads(out.stdout.strip().splitlines()[-1])
     assert long <= short + 20 * 1024, f"peak RSS {short / 1024:.0f} MB after the short clip, {long / 1024:.0f} MB after the long one"
+
+
+def _decoded_frames(path: str, caplog) -> tuple[int, int]:
+    """Frames decoded to sample 8, and the clip's length, from the sampler's DEBUG record."""
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="modalbridge.media.video"):
+        assert len(sample_video_frames(Video(path), 8)) == 8
+    (record,) = [r for r in caplog.records if r.name == "modalbridge.media.video"]
+    _, sampled, total, decoded, _, _ = record.args
+    assert sampled == 8
+    return decoded, total
+
+
+def test_sampling_work_follows_the_samples_not_the_length(tmp_path, caplog):
+    """8 frames of a 40 s clip (a keyframe a second, B-frames) decode at most 1.5x the frames that 8 frames
+    of a 4 s clip do; with a 250-frame keyframe interval, fewer frames than the clip has."""
+    size, fps = (48, 64), 30
+    short = _write_clip(tmp_path / "4s.mp4", 4 * fps, size=size, keyframe_every=fps, preset="veryfast")
+    long = _write_clip(tmp_path / "40s.mp4", 40 * fps, size=size, keyframe_every=fps, preset="veryfast")
+    long_gop = _write_clip(tmp_path / "40s-gop250.mp4", 40 * fps, size=size, keyframe_every=250, preset="veryfast")
+    (short_work, short_total), (long_work, long_total) = _decoded_frames(short, caplog), _decoded_frames(long, caplog)
+    assert (short_total, long_total) == (120, 1200)
+    assert long_work <= 1.5 * short_work, (short_work, long_work)
+    gop_work, gop_total = _decoded_frames(long_gop, caplog)
+    assert gop_work < gop_total, (gop_work, gop_total)
