@@ -182,18 +182,15 @@ def decode_all_mean(model, path: str, num_frames: int, normalize: bool) -> np.nd
     return mean / max(np.linalg.norm(mean), 1e-12) if normalize else mean
 
 
-# The peak is read from /proc/self/status (VmHWM: the high-water mark of this process's own memory),
-# not from getrusage's ru_maxrss: Linux carries ru_maxrss over fork and exec, so a child of a 2 GB
-# parent reports at least 2 GB whatever it does itself (checked: a child of a 1.2 GB parent reads 1,175 MB
-# from ru_maxrss, 9 MB from VmHWM).
+# The peak is this process's own (VmHWM, see modalbridge.testing.peak_rss_mb), not getrusage's ru_maxrss,
+# which Linux carries over fork and exec (checked: a child of a 1.2 GB parent reads 1,175 MB from
+# ru_maxrss, 9 MB from VmHWM).
 _RSS_SCRIPT = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 from benchmark_audio_video import decode_all_mean
 from modalbridge import Embedder, Video
-def peak_mb():
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+from modalbridge.testing import peak_rss_mb as peak_mb
 model, method, frames, paths = sys.argv[2], sys.argv[3], int(sys.argv[4]), json.loads(sys.argv[5])
 embedder = Embedder(model, video_frames=frames)
 embedder.embed_documents(["warm-up"])

@@ -61,7 +61,8 @@ def _best(function, repeats: int) -> tuple[float, object]:
 
 
 _RSS_SCRIPT = """
-import json, resource, sys
+import json, sys
+from modalbridge.testing import peak_rss_mb
 from modalbridge import Embedder, Image
 model, method, count, batch, paths = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), json.loads(sys.argv[5])
 embedder = Embedder(model, batch_size=batch)
@@ -71,7 +72,7 @@ if method == "stream":
 else:
     done = len(embedder.model.encode_document(items, batch_size=batch))
 assert done == count
-print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+print(json.dumps(peak_rss_mb()))
 """
 
 

