@@ -120,6 +120,37 @@ def test_allowlist_refuses_other_hosts_before_connecting():
         check_url("https://img.example.com/x.jpg", policy, resolver=lambda host, port: ["93.184.216.34", "10.0.0.7"])
 
 
+def test_a_host_lookup_that_never_answers_ends_at_the_deadline():
+    # getaddrinfo takes no timeout; a name server that does not answer holds it for its retries. Tests send
+    # no DNS queries, so the lookup that hangs is the resolver fetch_url takes (the seam check_url uses).
+    release, calls = threading.Event(), []
+
+    def unanswered_lookup(host, port):
+        calls.append((host, port))
+        release.wait(30)
+        return ["93.184.216.34"]
+
+    url = "https://media.example.com/cat.jpg"
+    start = time.monotonic()
+    def attempt():
+        with pytest.raises(MediaError) as error:
+            fetch_url(url, FetchPolicy(timeout_s=1), resolver=unanswered_lookup)
+        assert str(error.value) == (
+            f"{url}: could not resolve host 'media.example.com' within the 1 s deadline (fetch_timeout_s)"
+        )
+
+    try:
+        connects = _record_connects(attempt)
+    finally:
+        release.set()
+    elapsed = time.monotonic() - start
+    assert calls == [("media.example.com", 443)] and connects == []
+    assert 0.9 <= elapsed < 2.0, elapsed
+    # a lookup that answers in time is used as before, and its failure keeps its own message
+    with pytest.raises(MediaError, match=r"cannot resolve host 'media\.example\.com' \(no such host\)"):
+        fetch_url(url, FetchPolicy(timeout_s=1), resolver=lambda host, port: (_ for _ in ()).throw(OSError("no such host")))
+
+
 # -- real requests to a loopback server --------------------------------------------------------------
 
 ALLOW_LOOPBACK = FetchPolicy(allow_private=True, timeout_s=5)

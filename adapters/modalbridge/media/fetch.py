@@ -3,9 +3,9 @@
 Only called when the caller allowed fetching (``allow_fetch=True``). A :class:`FetchPolicy` then bounds it:
 
 - only ``http`` and ``https`` (``file://`` and other schemes are refused with the right advice);
-- one **total** deadline for the whole fetch, redirects included (a server trickling a byte every few
-  seconds cannot hold the call past it), and a **byte cap** (checked against ``Content-Length`` first,
-  then while reading);
+- one **total** deadline for the whole fetch, host lookups and redirects included (a server trickling a
+  byte every few seconds, or a name server that never answers, cannot hold the call past it), and a
+  **byte cap** (checked against ``Content-Length`` first, then while reading);
 - the host is resolved once and every address is classified (:func:`classify_address`): loopback,
   private, link-local and other non-public addresses are refused unless ``allow_private=True``,
   BEFORE any connection is made, and the connection goes to the address that was checked (no second
@@ -127,9 +127,39 @@ def resolve(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(info[4][0] for info in infos))
 
 
-def check_url(url: str, policy: FetchPolicy, resolver: Resolver = resolve) -> tuple[urllib.parse.SplitResult, str]:
+def _resolve_within(resolver: Resolver, host: str, port: int, seconds: float | None, url: str, policy: FetchPolicy) -> list[str]:
+    """``resolver(host, port)``, given up on after ``seconds``: ``getaddrinfo`` takes no timeout and a
+    name server that does not answer holds it for the resolver's own retries (tens of seconds), so the
+    lookup runs in a daemon thread that is left behind (it ends when the lookup does) if it is late."""
+    if seconds is None:
+        return resolver(host, port)
+    outcome: list = []
+
+    def lookup() -> None:
+        try:
+            outcome.append((True, resolver(host, port)))
+        except BaseException as exc:  # handed to the caller below
+            outcome.append((False, exc))
+
+    worker = threading.Thread(target=lookup, name=f"modalbridge-resolve-{host}", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if not outcome:
+        raise MediaError(
+            f"{url}: could not resolve host {host!r} within the {policy.timeout_s:g} s deadline (fetch_timeout_s)"
+        )
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
+
+
+def check_url(
+    url: str, policy: FetchPolicy, resolver: Resolver = resolve, timeout_s: float | None = None
+) -> tuple[urllib.parse.SplitResult, str]:
     """Refuse ``url`` by scheme, host allowlist or address class, before connecting; returns the parsed
-    URL and the (checked) address to connect to. Raises :class:`MediaError` naming the URL."""
+    URL and the (checked) address to connect to. Raises :class:`MediaError` naming the URL.
+    ``timeout_s``: give up on the host lookup after this long (what is left of the fetch's deadline)."""
     parts = urllib.parse.urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme == "file":
@@ -146,7 +176,7 @@ def check_url(url: str, policy: FetchPolicy, resolver: Resolver = resolve) -> tu
     except ValueError as exc:
         raise MediaError(f"{url}: {exc}") from None
     try:
-        addresses = resolver(host, port)
+        addresses = _resolve_within(resolver, host, port, timeout_s, url, policy)
     except OSError as exc:
         raise MediaError(f"{url}: cannot resolve host {host!r} ({exc})") from None
     if not addresses:
@@ -198,7 +228,7 @@ def fetch_url(url: str, policy: FetchPolicy | None = None, resolver: Resolver = 
     deadline = time.monotonic() + policy.timeout_s
     current = url
     for _hop in range(policy.max_redirects + 1):
-        parts, address = check_url(current, policy, resolver)
+        parts, address = check_url(current, policy, resolver, timeout_s=_remaining(deadline, url, policy))
         status, location, body = _get(current, parts, address, policy, deadline, url)
         if status in _REDIRECTS and location:
             target = urllib.parse.urljoin(current, location)
