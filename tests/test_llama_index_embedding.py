@@ -101,6 +101,27 @@ def test_text_batches_call_the_model_once_per_batch(clip):
     assert len(calls) == 2  # 4 + 2
 
 
+def test_long_text_lists_are_batched_by_length_and_returned_in_order(clip):
+    """Beyond one embed_batch_size batch, LlamaIndex's batching gets the texts longest first (as encode
+    batches them, so each batch pads little); vectors come back in the caller's order, events per batch."""
+    emb, core = clip
+    texts = ["a " * n for n in (1, 9, 3, 12, 2, 7, 5, 10, 4)]  # 9 texts, batches of 4
+    debug = LlamaDebugHandler()
+    emb.callback_manager = CallbackManager([debug])
+    try:
+        vectors = emb.get_text_embedding_batch(texts)
+        async_vectors = asyncio.run(emb.aget_text_embedding_batch(texts))
+    finally:
+        emb.callback_manager = CallbackManager([])
+    direct = core.model.encode_document(texts, batch_size=4, normalize_embeddings=True)
+    np.testing.assert_allclose(vectors, direct, atol=ATOL)
+    np.testing.assert_allclose(async_vectors, direct, atol=ATOL)
+    longest_first = sorted(texts, key=len, reverse=True)
+    chunks = [end.payload["chunks"] for _, end in debug.get_event_pairs(CBEventType.EMBEDDING)]
+    assert chunks[:3] == [longest_first[:4], longest_first[4:8], longest_first[8:]]
+    assert emb.embedder.batch_order(texts) == sorted(range(9), key=lambda i: -len(texts[i]))
+
+
 def test_image_urls_are_fetched_only_when_allowed(clip):
     emb, _ = clip
     with pytest.raises(MediaError) as error:

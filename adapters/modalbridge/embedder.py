@@ -143,6 +143,19 @@ class Embedder:
         """Embed one document: ``(dimension,)``."""
         return self._embed([item], "document")[0]
 
+    def batch_order(self, texts: Sequence[str]) -> list[int]:
+        """The order sentence-transformers' ``encode`` batches ``texts`` in: longest first. For callers that
+        cut a long list into batches of their own (LlamaIndex's ``embed_batch_size``): batches of texts of
+        similar length pad little, as inside one ``encode`` call::
+
+            order = embedder.batch_order(texts)
+            rows = embed_in_batches([texts[i] for i in order])  # then put row k back at order[k]
+        """
+        length = getattr(self.model, "_input_length", None) or getattr(self.model, "_text_length", None)
+        if length is None:  # a model that does not sort (kept in the caller's order)
+            return list(range(len(texts)))
+        return [int(i) for i in np.argsort([-length(text) for text in texts], kind="stable")]
+
     def stream(self, items: Iterable[Any], *, role: Literal["query", "document"] = "document") -> Iterator[Embedded]:
         """Embed any iterable of items (a list, a generator, a folder walk), read lazily, and yield one
         :class:`~modalbridge.pipeline.Embedded` per item in input order: ``index``, and ``vector`` or

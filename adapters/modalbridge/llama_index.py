@@ -301,6 +301,30 @@ class MultimodalEmbedding(_EmbeddingFields):
     def _get_text_embeddings(self, texts: List[str]) -> List[Embedding]:
         return _embedding_rows(self.embedder.embed_documents(list(texts)))
 
+    # LlamaIndex cuts a long list into embed_batch_size batches in the caller's order, so every batch pads
+    # to its longest text (a 2,000-text call ran at 0.82x one direct encode). Handing its batching the
+    # texts longest first, as encode orders them, keeps its events, cache and rate limiter, and the padding
+    # of one encode call; rows go back to the caller's order.
+    @dispatcher.span
+    def get_text_embedding_batch(self, texts: List[str], show_progress: bool = False, **kwargs: Any) -> List[Embedding]:
+        """LlamaIndex's own batched text embedding (events, embeddings cache, rate limiter), over the texts
+        in sentence-transformers' length order; vectors in the order of ``texts``."""
+        if len(texts) <= self.embed_batch_size:
+            return super().get_text_embedding_batch(texts, show_progress=show_progress, **kwargs)
+        order = self.embedder.batch_order(texts)
+        rows = super().get_text_embedding_batch([texts[i] for i in order], show_progress=show_progress, **kwargs)
+        return _in_caller_order(rows, order)
+
+    @dispatcher.span
+    async def aget_text_embedding_batch(
+        self, texts: List[str], show_progress: bool = False, **kwargs: Any
+    ) -> List[Embedding]:
+        if len(texts) <= self.embed_batch_size:
+            return await super().aget_text_embedding_batch(texts, show_progress=show_progress, **kwargs)
+        order = self.embedder.batch_order(texts)
+        rows = await super().aget_text_embedding_batch([texts[i] for i in order], show_progress=show_progress, **kwargs)
+        return _in_caller_order(rows, order)
+
     async def _aget_text_embeddings(self, texts: List[str]) -> List[Embedding]:
         return await asyncio.to_thread(self._get_text_embeddings, texts)
 
@@ -443,6 +467,14 @@ class MultimodalEmbedding(_EmbeddingFields):
 
     async def acall(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
         return await asyncio.to_thread(self.__call__, nodes, **kwargs)
+
+
+def _in_caller_order(rows: List[Embedding], order: List[int]) -> List[Embedding]:
+    """Rows computed for ``[texts[i] for i in order]``, back in the order of ``texts``."""
+    result: List[Embedding] = [[] for _ in rows]
+    for position, index in enumerate(order):
+        result[index] = rows[position]
+    return result
 
 
 def _node_error(exc: Exception, kind: str, indices: List[int], nodes: List[BaseNode], batch_size: int) -> Exception:
