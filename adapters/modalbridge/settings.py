@@ -61,6 +61,8 @@ EMBEDDERS = EMBEDDER | MULTIVECTOR
 RERANKER: frozenset[ModelKind] = frozenset({"reranker"})
 BOTH: frozenset[ModelKind] = EMBEDDERS | RERANKER
 """Every kind of model."""
+VISUAL = frozenset({"image", "video"})
+"""The inputs of a setting that is only about pictures: images, video frames, PDF pages (images to a model)."""
 
 
 # -- checks (their messages name the setting as the caller spelled it) --------------------------------
@@ -185,6 +187,9 @@ class Setting:
     cli: str | None = None
     cli_doc: str | None = None
     """The flag's help where it differs from ``doc`` (e.g. one device, not a list)."""
+    inputs: frozenset[str] | None = None
+    """The inputs it is about when only some (:data:`VISUAL`); ``None``: every input. ``modalbridge index``
+    gives an audio model's collection only the settings that can concern it."""
 
     def field(self, *, default: Any = REQUIRED, field_name: str | None = None, alias: str | None = None) -> tuple[Any, Any]:
         """``(annotation, FieldInfo)`` for ``pydantic.create_model``; ``default`` overrides the declared
@@ -269,6 +274,7 @@ SETTINGS: dict[str, Setting] = {
             BOTH,
             load=True,
             cli="--max-pixels",
+            inputs=VISUAL,
         ),
         Setting(
             "cache_folder",
@@ -352,6 +358,7 @@ SETTINGS: dict[str, Setting] = {
             EMBEDDER,
             cli="--video-frames",
             cli_doc="embed videos as the mean of N frames when the model takes images only",
+            inputs=VISUAL,
         ),
         Setting(
             "token_pool_factor",
@@ -395,6 +402,7 @@ SETTINGS: dict[str, Setting] = {
             "(README: cosine to the exact path on real photos). Off: exactly what sentence-transformers gives.",
             EMBEDDER,
             cli="--reduced-jpeg-decode",
+            inputs=VISUAL,
         ),
         Setting(
             "image_decode",
@@ -406,6 +414,7 @@ SETTINGS: dict[str, Setting] = {
             EMBEDDER,
             stored=False,  # this machine's hardware; vectors agree with the exact path (see device_images)
             cli="--image-decode",
+            inputs=VISUAL,
         ),
         Setting(
             "pdf_dpi",
@@ -415,6 +424,10 @@ SETTINGS: dict[str, Setting] = {
             "the model looks at it, from its image processor: CLIP-like, the shorter side at its resize size; "
             "Qwen-VL-like, about max_pixels (see modalbridge.inputs.page_resolution).",
             BOTH,
+            cli="--pdf-dpi",
+            cli_doc="render PDF pages at this many dots per inch, 10 to 1200 (default: about as large as the "
+            "model looks at them)",
+            inputs=VISUAL,
         ),
         # -- fetching bounds (modalbridge.media.fetch): this process's choice, never stored ------------
         Setting(

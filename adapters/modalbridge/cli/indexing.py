@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -67,6 +67,8 @@ from modalbridge.inputs import is_supported
 from modalbridge.items import modality_of, page_uri
 from modalbridge.media import MediaError, pdf_pages
 from modalbridge.reranker import Reranker
+from modalbridge.cli.model_settings import about_audio, given_settings, machine_local, setting_label
+from modalbridge.settings import SETTINGS
 
 # Importable from here as before the split (``from modalbridge.cli.indexing import read_file_item``, ...).
 from modalbridge.cli.backends import embed_each_or_fail, read_file_item  # noqa: F401
@@ -143,8 +145,16 @@ class MediaIndex:
         model, audio_model: hub names or local folders. ``None``: the model an existing collection was
             built with, else (when ``use_demo_models``) the demo models. A model that differs from an
             existing collection's is an error (its vectors would not be comparable).
-        device, batch_size, video_frames, trust_remote_code: embedder settings (``video_frames``: embed
-            videos as the mean of this many frames when the main model takes images but no video).
+        settings: embedder settings given for this index, by name (:mod:`modalbridge.settings`), e.g.
+            ``{"normalize": True, "truncate_dim": 64, "decode_workers": 2}``. A new collection's
+            :class:`~modalbridge.Embedder` gets them (so the collection stores those that decide vectors).
+            On an existing collection, those that decide vectors must equal its stored ones (else a
+            :class:`MediaIndexError` naming them) and the machine-local ones (device, batch size, decode
+            workers, image decoding, ...) apply to this run. Settings about pictures only
+            (``video_frames``, ``pdf_dpi``, ...) go to the main model's collection, not the audio one.
+        device, batch_size, video_frames, trust_remote_code: the same as ``settings`` entries (a name given
+            both ways must agree). ``video_frames``: embed videos as the mean of this many frames when the
+            main model takes images but no video (default for a new collection: 8).
         use_demo_models: fall back to the demo models when no model is given and no collection exists
             (the audio demo model only when ``model`` is not given either).
         progress: show tqdm progress bars on stderr while embedding.
@@ -161,8 +171,9 @@ class MediaIndex:
         *,
         model: str | None = None,
         audio_model: str | None = None,
-        device: str = "auto",
-        batch_size: int = 32,
+        settings: Mapping[str, Any] | None = None,
+        device: str | None = None,
+        batch_size: int | None = None,
         video_frames: int | None = None,
         trust_remote_code: bool = False,
         use_demo_models: bool = True,
@@ -172,13 +183,16 @@ class MediaIndex:
     ) -> None:
         import modalbridge.chroma  # noqa: F401  (registers the embedding function Chroma stores)
 
-        self.trust_remote_code = trust_remote_code
+        given = given_settings(
+            settings, device=device, batch_size=batch_size, video_frames=video_frames, trust_remote_code=trust_remote_code
+        )
+        self.trust_remote_code = bool(given.get("trust_remote_code", False))
         """Whether this index may rebuild stored configurations that ask for remote code (its own only)."""
         self.client = client
         self.name = name
-        self.batch_size = batch_size
+        self.batch_size = given.get("batch_size", SETTINGS["batch_size"].default)
         self.progress = progress
-        self.embedding = embedding if embedding is not None else InProcessEmbedding(batch_size)
+        self.embedding = embedding if embedding is not None else InProcessEmbedding(self.batch_size)
         self.retry = retry or RetryPolicy()
         main_collection = get_collection(client, name)
         audio_collection = get_collection(client, name + AUDIO_SUFFIX)
@@ -197,48 +211,53 @@ class MediaIndex:
                     raise
             else:  # a fresh index, or one built with the demo model: the demo models are the defaults
                 stored_main = (
-                    stored_function(main_collection, trust_remote_code).get_config() if main_collection is not None else None
+                    stored_function(main_collection, self.trust_remote_code).get_config() if main_collection is not None else None
                 )
                 if stored_main is None or file_id(stored_main["model_name_or_path"]) == file_id(demo_main):
                     default_main, default_audio = demo_main, demo_audio
 
-        settings = dict(device=device, batch_size=batch_size)
-        explicit = {"trust_remote_code": True} if trust_remote_code else {}
-        main_explicit = dict(explicit, **({"video_frames": video_frames} if video_frames is not None else {}))
         self.main = self._route(
-            name, main_collection, model or default_main,
-            dict(settings, trust_remote_code=trust_remote_code, video_frames=video_frames or DEFAULT_VIDEO_FRAMES),
-            main_explicit,
+            name, main_collection, model or default_main, given, new={"video_frames": DEFAULT_VIDEO_FRAMES}
         )
-        self.audio = self._route(
-            name + AUDIO_SUFFIX, audio_collection, audio_model or default_audio,
-            dict(settings, trust_remote_code=trust_remote_code), explicit,
-        )
+        # The audio model's collection gets what can concern an audio model: not the settings about
+        # pictures (video frames, PDF pages, pixel budgets, JPEG decoding), which would only be stored
+        # there and make a later run's flags "differ" from what that collection never used.
+        self.audio = self._route(name + AUDIO_SUFFIX, audio_collection, audio_model or default_audio, about_audio(given))
         if not self.routes:
             raise MediaIndexError(f"no collection {name!r} in this database and no --model given")
+        visual = [k for k in given if k not in about_audio(given)]
+        if self.main is None and visual:  # nothing to apply them to: said, not dropped
+            raise MediaIndexError(
+                f"{', '.join(map(setting_label, visual))}: about images and videos, but this index has no "
+                f"collection {name!r} for them (only {name + AUDIO_SUFFIX!r}, of an audio model): leave "
+                f"{'it' if len(visual) == 1 else 'them'} out"
+            )
 
     def _route(
-        self, name: str, collection: Any, model: str | None, settings: dict[str, Any], explicit: dict[str, Any]
+        self, name: str, collection: Any, model: str | None, given: dict[str, Any], new: dict[str, Any] | None = None
     ) -> Route | None:
-        """The route of one collection: a new one for ``model``, or the existing collection with the
-        model it was built with (``model``, if given, and ``explicit`` settings must match it)."""
+        """The route of one collection: a new one for ``model`` (with ``new`` defaults under the ``given``
+        settings), or the existing collection with the model and the vector-deciding settings it was
+        built with (``model`` and ``given`` ones, if given, must match them; machine-local ones apply)."""
         if collection is None:
-            return None if model is None else Route(name, Embedder(model, **settings))
+            return None if model is None else Route(name, Embedder(model, **{**(new or {}), **given}))
         function = stored_function(collection, self.trust_remote_code)
         stored = function.get_config()
-        # device and batch size follow this run; everything that changes vectors must match the stored.
-        current = {**stored, "device": settings["device"], "batch_size": settings["batch_size"]}
-        requested = {**current, **explicit}
+        local = machine_local(given)  # this machine, this run
+        requested = {**stored, **{k: v for k, v in given.items() if k not in local}}
         if model is not None:
             requested["model_name_or_path"] = model
         try:
             function.validate_config_update(stored, requested)
         except ValueError as exc:
+            # Name what to leave out: the model and the flags whose values differ from the stored ones.
+            differ = [k for k in requested if (k in given or k == "model_name_or_path") and _changes(function, stored, k, requested[k])]
+            flags = ", ".join("--model" if k == "model_name_or_path" else setting_label(k, flag_only=True) for k in differ)
             raise MediaIndexError(
                 f"collection {name!r} holds vectors of model {stored['model_name_or_path']!r}: {exc} "
-                "(with the modalbridge command: use another --collection or --db, or leave out --model)"
+                f"(with the modalbridge command: use another --collection or --db, or leave out {flags or '--model'})"
             ) from None
-        return Route(name, Embedder.from_config(current), collection)
+        return Route(name, Embedder.from_config({**stored, **local}), collection)
 
     @property
     def routes(self) -> list[Route]:
@@ -524,6 +543,16 @@ class MediaIndex:
             hit.rank, hit.score = rank, float(score)
             reranked.append(hit)
         return SearchResult(query, reranked, reranked=True, notes=notes)
+
+
+def _changes(function: Any, stored: dict[str, Any], name: str, value: Any) -> bool:
+    """Whether setting ``name`` to ``value`` would change a collection's stored configuration (compared
+    as the embedding function compares: missing stored values are the declared defaults)."""
+    try:
+        function.validate_config_update(stored, {**stored, name: value})
+    except ValueError:
+        return True
+    return False
 
 
 def _modalities(embedder: Embedder) -> list[str]:

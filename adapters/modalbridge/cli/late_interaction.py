@@ -15,46 +15,74 @@ candidates::
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from modalbridge.cli.files import collect_files, file_id, file_item
+from modalbridge.cli.model_settings import given_settings, machine_local, setting_label
 from modalbridge.cli.results import Hit, IndexReport, SearchResult, progress_bar, without_path
 from modalbridge.cli.store import MediaIndexError, get_collection
 from modalbridge.items import PdfPage
 from modalbridge.media import MediaError, pdf_pages
+from modalbridge.settings import names
 
 def open_late_interaction(
     client: Any,
     name: str,
     *,
     model: str | None = None,
-    device: str = "auto",
-    batch_size: int = 32,
+    settings: Mapping[str, Any] | None = None,
+    device: str | None = None,
+    batch_size: int | None = None,
     first_stage: str = "muvera",
     create: bool = True,
 ):
     """The late-interaction collection ``name`` (:class:`modalbridge.chroma.LateInteractionCollection`):
     opened when it exists (``model``, if given, must be the one it was built with), else created for
-    ``model`` (a multi-vector model such as ColQwen2) when ``create``."""
+    ``model`` (a multi-vector model such as ColQwen2) when ``create``.
+
+    ``settings`` (and ``device``, ``batch_size``): the model settings given, by name, as
+    :class:`~modalbridge.cli.indexing.MediaIndex` takes them. A new collection's model gets them; on an
+    existing one, those that decide vectors must equal the stored ones and the machine-local ones apply
+    to this run. Settings that multi-vector models do not take (``truncate_dim``, ``video_frames``,
+    ``image_decode``, ``reduced_jpeg_decode``) are refused, naming them, never dropped."""
     from modalbridge.chroma import LateInteractionCollection, is_late_interaction
     from modalbridge.multivector import MultiVectorEmbedder
 
+    given = given_settings(settings, owner="open_late_interaction", device=device, batch_size=batch_size)
+    takes = set(names("multivector"))
+    refused = [k for k in given if k not in takes]
+    if refused:
+        reasons = "; ".join(
+            f"{setting_label(k)}: {MultiVectorEmbedder.unsupported_settings.get(k, 'multi-vector models do not take it')}"
+            for k in refused
+        )
+        raise MediaIndexError(f"a late-interaction index (--multi-vector) does not take {reasons}: leave them out")
+    local = machine_local(given)
     collection = get_collection(client, name)
     if collection is not None:
         if not is_late_interaction(collection):
             raise MediaIndexError(
                 f"collection {name!r} is a single-vector index, not a late-interaction one: pick another --collection"
             )
-        opened = LateInteractionCollection.open(client, name, device=device, batch_size=batch_size)
+        opened = LateInteractionCollection.open(client, name, **local)
         stored = opened.embedder.load_settings.model_name_or_path
         if model is not None and file_id(model) != file_id(stored) and model != stored:
             raise MediaIndexError(
                 f"collection {name!r} holds token vectors of {stored!r}, not {model!r}: use another --collection or --db"
             )
+        config = opened.embedder.config()
+        differ = [k for k, v in given.items() if k not in local and config.get(k) != v]
+        if differ:
+            changes = ", ".join(f"{setting_label(k)} ({config.get(k)!r} -> {given[k]!r})" for k in differ)
+            raise MediaIndexError(
+                f"collection {name!r} holds token vectors of {stored!r} made with other settings: cannot change "
+                f"{changes}: use another --collection or --db, or leave out "
+                f"{', '.join(setting_label(k, flag_only=True) for k in differ)}"
+            )
         return opened
     if not create or model is None:
         raise MediaIndexError(f"no collection {name!r} in this database: index some files first (modalbridge index PATH...)")
-    embedder = MultiVectorEmbedder(model, device=device, batch_size=batch_size)
+    embedder = MultiVectorEmbedder(model, **given)
     return LateInteractionCollection.create(client, name, embedder, first_stage=first_stage)
 
 

@@ -33,7 +33,8 @@ def _positive(value: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from modalbridge import __version__
-    from modalbridge.settings import add_cli_options  # the flags of model settings come from their declaration
+    from modalbridge.cli.model_settings import command_settings
+    from modalbridge.settings import MACHINE_LOCAL, SETTINGS, add_cli_options  # flags come from the declaration
 
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -59,7 +60,19 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--audio-model", metavar="MODEL",
                        help="embedding model for audio when --model takes none (default: the collection's own, "
                        "else the demo text+audio model when --model is not given)")
-    add_cli_options(group, ["device", "trust_remote_code"], defaults={"device": "auto"})
+    local = ", ".join(SETTINGS[n].cli for n in command_settings() if n in MACHINE_LOCAL)
+    group = models.add_argument_group(
+        "model settings",
+        "for --model and --audio-model (those about pictures for --model only). A new collection stores the "
+        "ones that decide its vectors; on an existing collection those must equal the stored values, and "
+        f"the machine-local ones ({local}) apply to this run",
+    )
+    add_cli_options(
+        group,
+        command_settings(),  # every embedder setting with a flag (see model_settings.NOT_ON_THE_COMMAND_LINE)
+        defaults={"device": "auto", "batch_size": 32},
+        notes={"video_frames": "default for a new collection: 8"},
+    )
 
     index = commands.add_parser(
         "index", parents=[store, models], help="embed files and folders into the index",
@@ -74,9 +87,6 @@ def build_parser() -> argparse.ArgumentParser:
                        "search then ranks by exact MaxSim")
     index.add_argument("--first-stage", choices=("muvera", "mean"), default="muvera",
                        help="first-stage vector of a new --multi-vector collection (default: muvera)")
-    add_cli_options(
-        index, ["batch_size", "video_frames"], defaults={"batch_size": 32}, notes={"video_frames": "default: 8"}
-    )
     index.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     scale = index.add_argument_group("scale out with Ray (needs modalbridge[ray])")
     scale.add_argument("--ray", action="store_true",
@@ -125,6 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=_demo)
     return parser
+
+
+def given_settings(args) -> dict[str, object]:
+    """The model settings of this command line by name: the flags given (a switch when on), and the
+    defaults the parser gives (``--device auto``, ``--batch-size 32``, both machine-local)."""
+    from modalbridge.cli.model_settings import command_settings
+
+    values = {n: getattr(args, n) for n in command_settings()}
+    return {n: v for n, v in values.items() if v is not None and v is not False}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -209,10 +228,7 @@ def _index(args) -> int:
         args.collection,
         model=args.model,
         audio_model=args.audio_model,
-        device=args.device,
-        batch_size=args.batch_size,
-        video_frames=args.video_frames,
-        trust_remote_code=args.trust_remote_code,
+        settings=given_settings(args),
         progress=not args.quiet,
         embedding=embedding,
     )
@@ -238,16 +254,14 @@ def _index_late_interaction(args, client) -> int:
     from modalbridge.cli.late_interaction import index_late_interaction, open_late_interaction
     from modalbridge.cli.store import MediaIndexError
 
-    given = [flag for flag, value in (("--model", args.model), ("--audio-model", args.audio_model),
-                                      ("--video-frames", args.video_frames)) if value]
+    given = [flag for flag, value in (("--model", args.model), ("--audio-model", args.audio_model)) if value]
     if given:
         raise MediaIndexError(
             f"collection {args.collection!r} is a late-interaction index (--multi-vector) with its own model: "
             f"leave out {', '.join(given)}"
         )
     pages = open_late_interaction(
-        client, args.collection, model=args.multi_vector, device=args.device, batch_size=args.batch_size,
-        first_stage=args.first_stage,
+        client, args.collection, model=args.multi_vector, settings=given_settings(args), first_stage=args.first_stage
     )
     exclude = [] if args.host else [args.db]
     report = index_late_interaction(pages, args.paths, exclude=exclude, progress=not args.quiet)
@@ -259,6 +273,7 @@ def _search(args) -> int:
     from modalbridge import Reranker
     from modalbridge.cli.files import query_item
     from modalbridge.cli.indexing import MediaIndex, default_reranker
+    from modalbridge.cli.model_settings import reranker_settings
 
     query = query_item(args.query, image=args.image, audio=args.audio, video=args.video)
     client = _client(args, create=False)
@@ -272,19 +287,19 @@ def _search(args) -> int:
         from modalbridge.cli.store import MediaIndexError
 
         raise MediaIndexError(f"--candidates is for late-interaction collections; {args.collection!r} is not one")
+    settings = given_settings(args)
     index = MediaIndex(
         _client(args, create=False),
         args.collection,
         model=args.model,
         audio_model=args.audio_model,
-        device=args.device,
-        trust_remote_code=args.trust_remote_code,
+        settings=settings,
         use_demo_models=False,
     )
     reranker = None
     if args.reranker:
         name = default_reranker() if args.reranker == "demo" and not os.path.isdir("demo") else args.reranker
-        reranker = Reranker(name, device=args.device, trust_remote_code=args.trust_remote_code)
+        reranker = Reranker(name, trust_remote_code=args.trust_remote_code, **reranker_settings(settings))
     result = index.search(query, k=args.k, modality=args.modality, reranker=reranker, top_n=args.top_n)
     return _show(args, result, reranker)
 
@@ -303,7 +318,7 @@ def _late_interaction(client, args):
             f"collection {args.collection!r} is a late-interaction index, ranked by exact MaxSim with its own model: "
             f"leave out {', '.join(given)}"
         )
-    return open_late_interaction(client, args.collection, device=args.device, create=False)
+    return open_late_interaction(client, args.collection, settings=given_settings(args), create=False)
 
 
 def _show(args, result, reranker) -> int:
