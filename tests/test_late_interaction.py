@@ -250,8 +250,17 @@ def test_reopens_in_a_fresh_process(colqwen, tiny_colqwen2_path, tmp_path):
     assert got["ids"] == expected.ids and got["records"] == 6
     assert got["scores"] == pytest.approx(expected.scores, rel=1e-6)
     assert got["encoding"] == pages.index.encoding.config()
-    with pytest.raises(ValueError, match="token_pool_factor would change them"):
+    with pytest.raises(ValueError, match=r"collection 'pages' holds vectors of .*; token_pool_factor \(None -> 2\) would change them"):
         LateInteractionCollection.open(_client(tmp_path / "db"), "pages", token_pool_factor=2)
+    # every setting the declaration stores is checked, not a list of some: max_length, pdf_dpi, backend too
+    stored = pages.index.embedder.config()
+    with pytest.raises(ValueError, match=r"max_length \(None -> 16\), pdf_dpi \(None -> 72\.0\) would change them"):
+        LateInteractionCollection.open(_client(tmp_path / "db"), "pages", max_length=16, pdf_dpi=72.0)
+    # the stored value itself, and machine-local settings, are fine
+    reopened = LateInteractionCollection.open(
+        _client(tmp_path / "db"), "pages", max_length=stored.get("max_length"), batch_size=2, decode_workers=1
+    )
+    assert reopened.query("red and green", n_results=4, candidates=6).ids == expected.ids
 
 
 def test_maxsim_reranks_a_single_vector_result(colqwen, tiny_clip_path, tmp_path):

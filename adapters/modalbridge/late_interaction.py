@@ -31,6 +31,7 @@ import numpy as np
 from modalbridge.fixed_encoding import FixedEncoding, MeanEncoding, MuveraEncoding, encoding_from_config
 from modalbridge.multivector import MultiVectorEmbedder
 from modalbridge.multivector_store import MultiVectorStore, MultiVectorStoreError, content_hash
+from modalbridge.settings import refuse_vector_changes
 
 __all__ = ["LateInteractionIndex", "PreparedDocuments", "EncodedQuery", "first_stage_encoding"]
 
@@ -114,7 +115,9 @@ class LateInteractionIndex:
         cls, config: dict[str, Any], store_path: str, *, owner: str | None = None, **embedder_overrides: Any
     ) -> "LateInteractionIndex":
         """Reopen an index from :meth:`config` (in any process); ``embedder_overrides`` may change settings
-        that do not change vectors (``device``, ``batch_size``, ...)."""
+        that do not change vectors (``device``, ``batch_size``, ...): one that would (a setting the
+        declaration marks ``stored``, given another value than the stored one) is refused, naming it."""
+        refuse_vector_changes(config["embedder"], embedder_overrides, "this index")
         embedder = MultiVectorEmbedder.from_config({**config["embedder"], **embedder_overrides})
         encoding = encoding_from_config(config["encoding"])
         store = MultiVectorStore(store_path, token_dim=encoding.token_dim, owner=owner, dtype=config.get("store_dtype", "float32"), create=False)

@@ -30,7 +30,7 @@ import argparse
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Literal
+from typing import Any, Callable, Iterable, Literal, Mapping
 
 from pydantic import (
     AfterValidator,
@@ -481,6 +481,27 @@ STORED = frozenset(name for name, s in SETTINGS.items() if s.stored)
 """Settings a Chroma collection stores with its embedding function: those that decide the vectors."""
 MACHINE_LOCAL = frozenset(name for name, s in SETTINGS.items() if not s.stored)
 """Settings about this machine or this process (device, cache folder, workers, fetching): never stored."""
+
+
+def refuse_vector_changes(stored: Mapping[str, Any], overrides: Mapping[str, Any], where: str) -> None:
+    """Refuse ``overrides`` of a stored configuration that would change its vectors: the model, or a
+    setting the declaration marks ``stored``, given a value other than the stored one (or, when not
+    stored, than its default). Machine-local settings (device, batch size, workers) pass::
+
+        refuse_vector_changes(config, {"device": "cuda"}, "collection 'pages'")      # fine
+        refuse_vector_changes(config, {"max_length": 16}, "collection 'pages'")      # SettingsError
+    """
+    changed = []
+    for name, value in overrides.items():
+        setting = SETTINGS.get(name)
+        if setting is not None and not setting.stored:
+            continue
+        before = stored.get(name, setting.default if setting is not None else None)
+        if value != before:
+            changed.append(f"{name} ({before!r} -> {value!r})")
+    if changed:
+        model = stored.get("model_name_or_path")
+        raise SettingsError(f"{where} holds vectors of {model!r}; {', '.join(changed)} would change them")
 
 
 def _default_workers() -> int:

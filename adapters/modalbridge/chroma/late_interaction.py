@@ -9,6 +9,7 @@ candidates from Chroma and rescores them exactly by MaxSim::
     from modalbridge import Image
     from modalbridge.chroma import LateInteractionCollection
     from modalbridge.multivector import MultiVectorEmbedder
+from modalbridge.settings import refuse_vector_changes
 
     client = chromadb.PersistentClient("db")
     pages = LateInteractionCollection.create(client, "pages", MultiVectorEmbedder("vidore/colqwen2-v1.0-hf"))
@@ -38,6 +39,7 @@ import numpy as np
 from modalbridge.items import MediaItem
 from modalbridge.late_interaction import EncodedQuery, LateInteractionIndex, PreparedDocuments
 from modalbridge.multivector import MultiVectorEmbedder
+from modalbridge.settings import refuse_vector_changes
 
 __all__ = ["LateInteractionCollection", "LateInteractionResult", "CONFIG_KEY", "HASH_KEY", "is_late_interaction"]
 
@@ -166,14 +168,7 @@ class LateInteractionCollection:
         if not raw or raw == "{}":
             raise ValueError(f"collection {name!r} was not created by LateInteractionCollection.create")
         config = json.loads(raw)
-        changing = {"model_name_or_path", "revision", "normalize", "token_pool_factor", "query_prompt", "document_prompt",
-                    "query_prompt_name", "document_prompt_name", "dtype", "model_kwargs", "config_kwargs", "processor_kwargs"}
-        refused = sorted(set(embedder_overrides) & changing)
-        if refused:
-            raise ValueError(
-                f"collection {name!r} holds vectors of {config['embedder']['model_name_or_path']!r}; "
-                f"{', '.join(refused)} would change them"
-            )
+        refuse_vector_changes(config["embedder"], embedder_overrides, f"collection {name!r}")
         path = os.fspath(store_path) if store_path is not None else cls.default_store_path(client, collection.id)
         index = LateInteractionIndex.from_config(config, path, owner=str(collection.id), **embedder_overrides)
         return cls(collection, index)
