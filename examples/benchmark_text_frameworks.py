@@ -7,7 +7,7 @@ second of:
 * the core: ``Embedder.embed_documents(texts)``,
 * LangChain: ``MultimodalEmbeddings.embed_documents(texts)``,
 * LlamaIndex: ``MultimodalEmbedding.get_text_embedding_batch(texts)`` (LlamaIndex's own batching, events
-  and spans, one core call per ``embed_batch_size`` batch),
+  and spans, one core call per ``embed_batch_size`` batch, the texts handed over longest first),
 * Chroma: ``MultimodalEmbeddingFunction(texts)``,
 
 and prints each one's overhead against the direct call, and against direct calls of one batch each
