@@ -14,7 +14,7 @@ import torchvision.transforms.v2.functional as tvF
 from PIL import Image as PILImage
 from PIL import ImageOps
 from sentence_transformers import SentenceTransformer
-from transformers import CLIPImageProcessor, Qwen2VLImageProcessor, SiglipImageProcessor
+from transformers import CLIPImageProcessor, CLIPImageProcessorPil, Qwen2VLImageProcessor, SiglipImageProcessor
 
 from modalbridge import Embedder, Image, calibration_ranges
 from modalbridge.device_images import device_image_processor, forward_pixel_values
@@ -168,8 +168,18 @@ def test_unreadable_images_are_named_and_the_rest_still_embed(tiny_clip_path, im
 
 def test_which_models_take_the_device_path(tiny_clip_path, tiny_qwen3vl_path, image_paths):
     clip = SentenceTransformer(tiny_clip_path, device="cpu")
-    assert device_image_processor(clip, "cpu") is None
-    assert device_image_processor(clip, "auto") is None  # not on CUDA: the exact path
+    # On the CPU, "cpu" and "auto" run a torchvision-backend processor's own calls batched (bit-identical)...
+    for mode in ("cpu", "auto"):
+        exact = device_image_processor(clip, mode)
+        assert isinstance(exact, DeviceImageProcessor) and exact.device == "cpu"
+    # ...and leave Pillow processors, reduced JPEG decoding and device pools to the processor itself.
+    assert device_image_processor(clip, "cpu", reduced_jpeg_decode=True) is None
+    assert device_image_processor(clip, "cpu", pooled=True) is None
+    pil_clip = SentenceTransformer(tiny_clip_path, device="cpu")
+    pil_clip[0].processor.image_processor = CLIPImageProcessorPil(**pil_clip[0].processor.image_processor.to_dict())
+    assert device_image_processor(pil_clip, "cpu") is None
+    with pytest.raises(ValueError, match="reduced_jpeg_decode is a CPU decode"):
+        device_image_processor(clip, "gpu", reduced_jpeg_decode=True)
     assert isinstance(device_image_processor(clip, "gpu"), DeviceImageProcessor)
     with pytest.raises(ValueError, match="device list"):
         device_image_processor(clip, "gpu", pooled=True)

@@ -214,7 +214,9 @@ class StreamingEmbedding:
         if is_supported("image", modalities):
             from modalbridge.device_images import device_image_processor
 
-            self.on_device = device_image_processor(self.model, self.settings.image_decode, load.uses_pool)
+            self.on_device = device_image_processor(
+                self.model, self.settings.image_decode, load.uses_pool, self.settings.reduced_jpeg_decode
+            )
         self.visual_tokens = None  # Qwen-VL-style processors: an image's cost is its visual-token count
         if is_supported("image", modalities) and self.on_device is None:
             from modalbridge.batching import visual_token_counter

@@ -57,11 +57,14 @@ class UnsupportedProcessor(ValueError):
 def read_image_bytes(item: Image, allow_fetch: bool = False, fetch_policy: Any = None) -> Any:
     """The encoded bytes of a file, bytes, base64 or (allowed) URL source; decoded sources (PIL images,
     arrays, tensors) are checked as the exact path checks them and returned as they are."""
+    from modalbridge.media.image import decode_image
+    from modalbridge.media.pdf import is_pdf_page
+
     source = item.source
     if hasattr(source, "shape") or type(source).__module__.startswith("PIL."):
-        from modalbridge.media.image import decode_image
-
         return decode_image(item)
+    if is_pdf_page(item) or (isinstance(source, str) and source.lower().endswith(".pdf") and "://" not in source):
+        return decode_image(item)  # a rendered page, or the exact path's "address one page" error
     data = _read_source(item, allow_fetch, fetch_policy)
     if isinstance(data, str):  # a local path
         try:
@@ -327,8 +330,10 @@ def _pil_decode(data: bytes, name: str) -> Any:
 
     from modalbridge.media.image import to_rgb
 
+    buffer = BytesIO(data)
     try:
-        with PILImage.open(BytesIO(data)) as image:
+        with PILImage.open(buffer) as image:
             return to_rgb(ImageOps.exif_transpose(image))
     except Exception as exc:
-        raise MediaError(f"{name}: cannot decode image ({exc})") from None
+        # as the exact path words it for a file (Pillow names what it opened: here the item, not the buffer)
+        raise MediaError(f"{name}: cannot decode image ({str(exc).replace(repr(buffer), repr(name))})") from None

@@ -291,8 +291,9 @@ SETTINGS: dict[str, Setting] = {
             "image_decode",
             Annotated[Str, one_of(("cpu", "gpu", "auto"))],
             "cpu",
-            "How images reach CLIP-like models: 'cpu' (Pillow and the model's processor: exactly what "
-            "sentence-transformers gives), 'gpu' (JPEGs decoded in batches on the model's device, resized and "
+            "How images reach CLIP-like models: 'cpu' (the exact path: exactly what sentence-transformers gives; "
+            "a torchvision processor's own calls run batched on the CPU, else Pillow and the processor), "
+            "'gpu' (JPEGs decoded in batches on the model's device, resized and "
             "normalized there; see modalbridge.device_images), or 'auto' ('gpu' on CUDA when the model qualifies).",
             EMBEDDER,
             stored=False,  # this machine's hardware; vectors agree with the exact path (see device_images)
