@@ -1,7 +1,7 @@
 """The streaming data path, side by side in one run: images/s of every way to embed JPEG files, the
 reduced-size JPEG decode's fidelity, and peak memory against the number of images.
 
-Methods (same model object, same files, best of ``--repeats``):
+Methods (same model object, same files, best of ``--repeats`` runs taken round-robin):
 
 1. ``encode(paths)``: sentence-transformers' own ``encode_document(paths)``;
 2. one image per call: ``encode_document([path])`` in a loop;
@@ -29,7 +29,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -51,13 +50,12 @@ def _model_path(name: str | None) -> str:
     return name
 
 
-def _best(function, repeats: int) -> tuple[float, object]:
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = function()
-        best = min(best, time.perf_counter() - start)
-    return best, result
+def _interleaved(methods: dict, repeats: int) -> tuple[dict[str, float], dict[str, object]]:
+    """Best seconds and the last output of each method, run round-robin (see benchmark_audio_video)."""
+    sys.path.insert(0, str(HERE))
+    from benchmark_audio_video import _best
+
+    return _best(methods, repeats)
 
 
 _RSS_SCRIPT = """
@@ -133,14 +131,15 @@ def compare_speed(args: argparse.Namespace, model_path: str, files: list[str], p
         rows = [model.encode_document([PILImage.open(p).convert("RGB") if open_first else p])[0] for p in paths]
         return np.stack(rows)
 
-    timings = {}
-    timings["encode(paths)"], st = _best(lambda: model.encode_document(paths, batch_size=args.batch_size), args.repeats)
-    timings["one image per call"], _ = _best(lambda: per_image(False), args.repeats)
-    timings["OpenCLIP-style loop"], _ = _best(lambda: per_image(True), args.repeats)
-    timings["core stream (exact)"], ours = _best(lambda: exact.embed_documents([Image(p) for p in paths]), args.repeats)
-    timings["core stream, reduced JPEG"], approx = _best(
-        lambda: reduced.embed_documents([Image(p) for p in paths]), args.repeats
-    )
+    methods = {
+        "encode(paths)": lambda: model.encode_document(paths, batch_size=args.batch_size),
+        "one image per call": lambda: per_image(False),
+        "OpenCLIP-style loop": lambda: per_image(True),
+        "core stream (exact)": lambda: exact.embed_documents([Image(p) for p in paths]),
+        "core stream, reduced JPEG": lambda: reduced.embed_documents([Image(p) for p in paths]),
+    }
+    timings, outputs = _interleaved(methods, args.repeats)
+    st, ours, approx = outputs["encode(paths)"], outputs["core stream (exact)"], outputs["core stream, reduced JPEG"]
 
     base = timings["encode(paths)"]
     print(f"model: {model_path}  images: {len(paths)} ({len(files)} files x {args.copies})  batch: {args.batch_size}")
