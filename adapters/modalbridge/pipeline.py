@@ -211,7 +211,8 @@ class StreamingEmbedding:
         # A pool splits each call across its devices: hand it one batch per device at a time.
         self.group_size = self.batch_size * (len(load.device) if load.uses_pool else 1)
         self.on_device = None
-        if is_supported("image", modalities):
+        # single-vector embedders only: the batched image path ends in a sentence embedding, not token matrices
+        if is_supported("image", modalities) and embedder.kind == "embedder":
             from modalbridge.device_images import device_image_processor
 
             self.on_device = device_image_processor(
