@@ -64,7 +64,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from modalbridge.embedder import Embedder
 from modalbridge.items import MEDIA_TAGS, Combined, Image, MediaItem, as_media
-from modalbridge.media import MediaError, decode_image, is_pdf_page, tag_uri
+from modalbridge.media import decode_image, is_pdf_page, tag_uri
 from modalbridge.media.audio import load_audio
 
 __all__ = [
@@ -125,6 +125,11 @@ class _Columns:
             if name in batch and name != self.column:
                 return [str(value) for value in batch[name]]
         return [None] * rows
+
+    def read(self, batch: dict[str, np.ndarray]) -> tuple[int, list[Any], np.ndarray, list[Any]]:
+        """``(rows, modalities, errors, names)`` of a batch: what every stage reads before its rows."""
+        rows = _rows(batch, self.column)
+        return rows, self.modalities(batch, rows), self.errors(batch, rows), self.names(batch, rows)
 
     def errors(self, batch: dict[str, np.ndarray], rows: int) -> np.ndarray:
         """The incoming error column (rows an earlier stage already failed: a non-empty str), else ``""``."""
@@ -204,10 +209,7 @@ class DecodeColumn:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         columns = self.columns
-        rows = _rows(batch, columns.column)
-        modalities = columns.modalities(batch, rows)
-        errors = columns.errors(batch, rows)
-        names = columns.names(batch, rows)
+        rows, modalities, errors, names = columns.read(batch)
         decoded = np.empty(rows, dtype=object)
         for index, (value, modality) in enumerate(zip(batch[columns.column], modalities)):
             if errors[index]:
@@ -266,10 +268,7 @@ class EmbedColumn:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         columns = self.columns
-        rows = _rows(batch, columns.column)
-        modalities = columns.modalities(batch, rows)
-        errors = columns.errors(batch, rows)
-        names = columns.names(batch, rows)
+        rows, modalities, errors, names = columns.read(batch)
         decoded = batch.get(DECODED_COLUMN)  # pickled items from DecodeColumn (written by this module)
         positions, items = [], []
         for index, (value, modality) in enumerate(zip(batch[columns.column], modalities)):
