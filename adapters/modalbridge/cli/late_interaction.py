@@ -23,7 +23,7 @@ from modalbridge.cli.results import Hit, IndexReport, SearchResult, progress_bar
 from modalbridge.cli.store import MediaIndexError, get_collection
 from modalbridge.items import PdfPage
 from modalbridge.media import MediaError, pdf_pages
-from modalbridge.settings import names
+from modalbridge.settings import names, vector_changes
 
 def open_late_interaction(
     client: Any,
@@ -70,10 +70,11 @@ def open_late_interaction(
             raise MediaIndexError(
                 f"collection {name!r} holds token vectors of {stored!r}, not {model!r}: use another --collection or --db"
             )
-        config = opened.embedder.config()
-        differ = [k for k, v in given.items() if k not in local and config.get(k) != v]
+        differ = vector_changes(opened.embedder.config(), given)
         if differ:
-            changes = ", ".join(f"{setting_label(k)} ({config.get(k)!r} -> {given[k]!r})" for k in differ)
+            changes = ", ".join(
+                f"{setting_label(k)} ({before!r} -> {value!r})" for k, (before, value) in differ.items()
+            )
             raise MediaIndexError(
                 f"collection {name!r} holds token vectors of {stored!r} made with other settings: cannot change "
                 f"{changes}: use another --collection or --db, or leave out "

@@ -66,6 +66,7 @@ from modalbridge.settings.declaration import (
     Setting,
     names,
     refuse_vector_changes,
+    vector_changes,
 )
 from modalbridge.settings.frameworks import (
     ENCODE_ARGS,
@@ -83,5 +84,5 @@ __all__ = [
     "PathStr", "PositiveInt", "REQUIRED", "RERANKER", "RerankSettings", "SENTENCE_TRANSFORMERS_ARGS", "SETTINGS",
     "STORED", "Setting", "SettingsError", "Str", "VISUAL", "add_cli_options", "core_kwargs", "describe",
     "from_encode_kwargs", "from_sentence_transformers_kwargs", "merge", "names", "number", "one_of",
-    "pydantic_fields", "refuse_vector_changes", "split",
+    "pydantic_fields", "refuse_vector_changes", "split", "vector_changes",
 ]

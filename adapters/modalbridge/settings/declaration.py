@@ -367,25 +367,33 @@ MACHINE_LOCAL = frozenset(name for name, s in SETTINGS.items() if not s.stored)
 """Settings about this machine or this process (device, cache folder, workers, fetching): never stored."""
 
 
-def refuse_vector_changes(stored: Mapping[str, Any], overrides: Mapping[str, Any], where: str) -> None:
-    """Refuse ``overrides`` of a stored configuration that would change its vectors: the model, or a
-    setting the declaration marks ``stored``, given a value other than the stored one (or, when not
-    stored, than its default). Machine-local settings (device, batch size, workers) pass::
-
-        refuse_vector_changes(config, {"device": "cuda"}, "collection 'pages'")      # fine
-        refuse_vector_changes(config, {"max_length": 16}, "collection 'pages'")      # SettingsError
-    """
-    changed = []
+def vector_changes(stored: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """The ``overrides`` of a stored configuration that would change its vectors, as ``name: (stored,
+    given)``: the model, or a setting the declaration marks ``stored``, given a value other than the
+    stored one (or, when not stored, than its default). Machine-local settings (device, batch size,
+    workers) never do."""
+    changed = {}
     for name, value in overrides.items():
         setting = SETTINGS.get(name)
         if setting is not None and not setting.stored:
             continue
         before = stored.get(name, setting.default if setting is not None else None)
         if value != before:
-            changed.append(f"{name} ({before!r} -> {value!r})")
+            changed[name] = (before, value)
+    return changed
+
+
+def refuse_vector_changes(stored: Mapping[str, Any], overrides: Mapping[str, Any], where: str) -> None:
+    """Refuse ``overrides`` of a stored configuration that would change its vectors (:func:`vector_changes`)::
+
+        refuse_vector_changes(config, {"device": "cuda"}, "collection 'pages'")      # fine
+        refuse_vector_changes(config, {"max_length": 16}, "collection 'pages'")      # SettingsError
+    """
+    changed = vector_changes(stored, overrides)
     if changed:
         model = stored.get("model_name_or_path")
-        raise SettingsError(f"{where} holds vectors of {model!r}; {', '.join(changed)} would change them")
+        listed = ", ".join(f"{name} ({before!r} -> {value!r})" for name, (before, value) in changed.items())
+        raise SettingsError(f"{where} holds vectors of {model!r}; {listed} would change them")
 
 
 def _default_workers() -> int:
