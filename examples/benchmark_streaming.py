@@ -50,14 +50,6 @@ def _model_path(name: str | None) -> str:
     return name
 
 
-def _interleaved(methods: dict, repeats: int) -> tuple[dict[str, float], dict[str, object]]:
-    """Best seconds and the last output of each method, run round-robin (see benchmark_audio_video)."""
-    sys.path.insert(0, str(HERE))
-    from benchmark_audio_video import _best
-
-    return _best(methods, repeats)
-
-
 _RSS_SCRIPT = """
 import json, sys
 from modalbridge.testing import peak_rss_mb
@@ -138,7 +130,10 @@ def compare_speed(args: argparse.Namespace, model_path: str, files: list[str], p
         "core stream (exact)": lambda: exact.embed_documents([Image(p) for p in paths]),
         "core stream, reduced JPEG": lambda: reduced.embed_documents([Image(p) for p in paths]),
     }
-    timings, outputs = _interleaved(methods, args.repeats)
+    sys.path.insert(0, str(HERE))
+    from benchmark_audio_video import _best  # round-robin, so the shared machine's noise hits every method alike
+
+    timings, outputs = _best(methods, args.repeats)
     st, ours, approx = outputs["encode(paths)"], outputs["core stream (exact)"], outputs["core stream, reduced JPEG"]
 
     base = timings["encode(paths)"]
